@@ -14,9 +14,9 @@ Every row carries both
 Conventions (invariants every producer keeps):
 
 * ``az`` is a **grid** azimuth in radians, clockwise from the working CRS's +y axis:
-  ``az = radians(true_bearing) + gamma(ox, oy)`` where ``gamma`` is the grid azimuth of true north
-  there (meridian convergence, see ``geo.Projection.true_north_grid_az``); then a point at range ``r`` lies at
-  ``(ox + r sin az, oy + r cos az)``.
+  ``az = radians(true_bearing) + gamma(ox, oy)`` where ``gamma`` is the grid azimuth of
+  true north there (meridian convergence, ``geo.Projection.true_north_grid_az``); then a
+  point at range ``r`` lies at ``(ox + r sin az, oy + r cos az)``.
 * Missing optional values are NaN (``r`` for a bearing-only thermal event, ``vr`` without
   Doppler). For bearing-only events ``x, y`` is a placeholder point on the bearing ray at the
   camera's nominal range and the covariance is inflated along the ray accordingly.
