@@ -118,6 +118,86 @@ class PatrolCfg(msgspec.Struct, **_STRICT):
     lon: Lon
 
 
+PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+Fraction = Annotated[float, msgspec.Meta(ge=0, le=1)]
+Priority = Annotated[int, msgspec.Meta(ge=0, le=4)]
+
+
+class AlertSettings(msgspec.Struct, **_STRICT):
+    """``[alerts]`` (extension, optional): alert rules, lifecycle and tasking settings.
+
+    Every field has a default, so a site file without ``[alerts]`` gets these values.
+    Times are event-time seconds; distances metres. See ``docs/alerts.md``.
+    """
+
+    # crossing: seen on the neighbour side at least this far from the line ...
+    crossing_from_m: Metres = 20.0
+    # ... and now on the home side at least this far (hysteresis against jitter on the line)
+    crossing_hysteresis_m: Metres = 10.0
+    # the neighbour-side sighting must be at most this old when the home side is reached
+    crossing_window_s: PositiveS = 900.0
+    # a fibre-only track this close to the line (home side) counts as a possible crossing
+    fibre_line_m: Metres = 20.0
+    # fibre-only crossing corroborated by a velocity component towards home of at least this
+    fibre_min_speed_mps: Metres = 0.3
+    # ... or by a second fibre event at least this long after the first one
+    fibre_second_event_s: PositiveS = 2.0
+    # approach: velocity component towards the border of at least this (m/s)
+    approach_min_speed_mps: Metres = 0.2
+    # digging: this many digging updates within this chainage radius, spanning at least
+    # digging_span_s and at most digging_window_s
+    digging_radius_m: Metres = 25.0
+    digging_min_events: PositiveInt = 3
+    digging_span_s: Metres = 20.0
+    digging_window_s: PositiveS = 900.0
+    # vehicle: a confirmed vehicle track within this distance of the line (either side)
+    vehicle_m: Metres = 1000.0
+    # minimum class probability for a vehicle alert
+    vehicle_min_p: Fraction = 0.5
+    # loitering: within loiter_near_m of the line, all positions of the last loiter_s
+    # within loiter_radius_m of their centroid
+    loiter_near_m: Metres = 300.0
+    loiter_radius_m: Metres = 50.0
+    loiter_s: PositiveS = 300.0
+    # priority is lowered by one (number raised) below this class probability
+    low_confidence: Fraction = 0.5
+    # people counted as a group (priority raised) from this size
+    group_min_size: PositiveInt = 3
+    # one intrusion: a new track's alert joins an open alert of the same kind and sector
+    # whose last position is within group_radius_m and last activity within group_window_s
+    group_radius_m: Metres = 60.0
+    group_window_s: PositiveS = 120.0
+    # per-sector rate limit: at most rate_limit new alerts per rate_window_s; the excess
+    # is counted into one overflow alert per sector (never dropped silently)
+    rate_limit: PositiveInt = 10
+    rate_window_s: PositiveS = 60.0
+    # a resolved (track, kind) raises again only after this cool-down
+    cooldown_s: Metres = 300.0
+    # an open alert nobody acknowledged is escalated after this long
+    escalate_after_s: PositiveS = 120.0
+    # patrol ETA = straight-line (great-circle) distance / this speed; 15 km/h is a blend of
+    # foot patrols (~5 km/h) and vehicles on the border road; ranking uses one speed
+    patrol_speed_kmh: PositiveS = 15.0
+    # patrol positions older than this are not recommended
+    patrol_stale_s: PositiveS = 900.0
+    # how many units `recommended_units` lists
+    recommend_count: PositiveInt = 3
+    # teams recommended; empty: the home team and "JOINT"
+    recommend_teams: list[str] = msgspec.field(default_factory=list)
+    # auto-dispatch the nearest unit for alerts of this priority or higher (1-4; 0: off)
+    auto_dispatch_priority: Priority = 0
+    # joint-patrol requests to the Common Contact Point (approach, recent crossings)
+    ccp_enabled: bool = True
+    # a crossing raises a CCP request when the neighbour-side sighting is this recent
+    ccp_crossing_recent_s: PositiveS = 300.0
+    # sector for alerts outside every sector (empty: the first sector)
+    fallback_sector: str = ""
+    # forget the history of a track not updated for this long
+    track_forget_s: PositiveS = 600.0
+    # CoT events go stale this long after their time
+    cot_stale_s: PositiveS = 120.0
+
+
 class SiteFile(msgspec.Struct, **_STRICT):
     """The whole site file."""
 
@@ -127,6 +207,7 @@ class SiteFile(msgspec.Struct, **_STRICT):
     thermal: list[ThermalCfg] = msgspec.field(default_factory=list)
     msv: list[MsvCfg] = msgspec.field(default_factory=list)
     patrols: list[PatrolCfg] = msgspec.field(default_factory=list)
+    alerts: AlertSettings = msgspec.field(default_factory=AlertSettings)  # extension
 
 
 @dataclass(frozen=True)
