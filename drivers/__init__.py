@@ -12,6 +12,8 @@ from drivers._health import CoverageLoss, DeviceHealth, Health, HealthEvent
 from drivers._ingest import MAX_PAYLOAD_BYTES, Ingest, IngestResult
 from drivers._metrics import DriverMetrics
 from drivers._models import AlertAck, DeadLetter, DeviceStatus, PatrolPosition
+from drivers._mqtt import MqttDriver, MqttSettings, MqttSource, Publisher
+from drivers._replay import ReplayItem, ReplaySource
 from drivers._topics import AVAILABLE_TOPIC, DEADLETTER_TOPIC, SUBSCRIPTIONS, MsgType
 
 __all__ = [
@@ -31,9 +33,15 @@ __all__ = [
     "HealthEvent",
     "Ingest",
     "IngestResult",
+    "MqttDriver",
+    "MqttSettings",
+    "MqttSource",
     "MsgType",
     "PatrolPosition",
     "PayloadError",
+    "Publisher",
     "ReplayError",
+    "ReplayItem",
+    "ReplaySource",
     "SeqVerdict",
 ]

@@ -28,4 +28,6 @@ def make(
     """A dead letter; ``events`` is capped at :data:`MAX_LISTED_EVENTS` entries."""
     if events is not None and len(events) > MAX_LISTED_EVENTS:
         events = events[:MAX_LISTED_EVENTS]
-    return DeadLetter(topic=topic, reason=reason, payload_excerpt=excerpt(payload), t=t, events=events)
+    return DeadLetter(
+        topic=topic, reason=reason, payload_excerpt=excerpt(payload), t=t, events=events
+    )

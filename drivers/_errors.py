@@ -20,7 +20,9 @@ class DriverConnectError(DriverError):
     def __init__(self, endpoint: str, detail: str = "") -> None:
         self.endpoint = endpoint
         self.detail = detail
-        super().__init__(f"MQTT broker {endpoint}: {detail}" if detail else f"MQTT broker {endpoint}")
+        super().__init__(
+            f"MQTT broker {endpoint}: {detail}" if detail else f"MQTT broker {endpoint}"
+        )
 
 
 class PayloadError(DriverError):
@@ -46,7 +48,9 @@ class ReplayError(DriverError):
 
 
 @contextlib.contextmanager
-def map_exceptions(mapping: Mapping[type[BaseException], type[DriverError]], **data: str) -> Iterator[None]:
+def map_exceptions(
+    mapping: Mapping[type[BaseException], type[DriverError]], **data: str
+) -> Iterator[None]:
     """Translate third-party exceptions into ours, chaining the cause.
 
     ``mapping`` is tried in order; the target class is built with ``**data`` plus

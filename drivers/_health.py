@@ -27,9 +27,8 @@ from typing import TYPE_CHECKING, Literal
 from msgspec import Struct
 
 if TYPE_CHECKING:
-    from geo import Site
-
     from drivers._models import DeviceStatus
+    from geo import Site
 
 Effective = Literal["online", "offline", "fault", "unknown"]
 _CUT_RE = re.compile(r"cut\s+at\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)", re.IGNORECASE)
@@ -160,17 +159,27 @@ class Health:
         """Effective state of ``device`` at ``now``."""
         return self._effective(self._d[device], now)
 
-    def snapshot(self, now: float, dedup: dict[str, tuple[int, int, int]] | None = None) -> dict[str, DeviceHealth]:
+    def snapshot(
+        self, now: float, dedup: dict[str, tuple[int, int, int]] | None = None
+    ) -> dict[str, DeviceHealth]:
         """Every device's health at ``now`` (``dedup``: device -> (lost, recovered, dups))."""
         out: dict[str, DeviceHealth] = {}
         for d, dev in self._d.items():
             lost, rec, dups = (dedup or {}).get(d, (0, 0, 0))
             out[d] = DeviceHealth(
-                device=d, kind=dev.kind, state=self._effective(dev, now),
-                last_seen=dev.last_seen, last_status=dev.reported, detail=dev.detail,
-                lat=dev.lat, lon=dev.lon, heading_deg=dev.heading_deg,
-                coverage_loss=dev.coverage, lost_batches=lost - rec, duplicate_batches=dups,
-            )  # fmt: skip
+                device=d,
+                kind=dev.kind,
+                state=self._effective(dev, now),
+                last_seen=dev.last_seen,
+                last_status=dev.reported,
+                detail=dev.detail,
+                lat=dev.lat,
+                lon=dev.lon,
+                heading_deg=dev.heading_deg,
+                coverage_loss=dev.coverage,
+                lost_batches=lost - rec,
+                duplicate_batches=dups,
+            )
         return out
 
     def coverage_losses(self) -> list[CoverageLoss]:
@@ -182,6 +191,8 @@ class Health:
         convergence, from the newest of site file and status messages (cached)."""
         dev = self._d[device]
         if dev.origin is None:
+            assert dev.lat is not None  # cameras always have a position (site file)
+            assert dev.lon is not None
             proj = self.site.proj
             ox, oy = proj.to_xy(dev.lon, dev.lat)
             gamma = proj.true_north_grid_az(ox, oy)
@@ -204,10 +215,15 @@ class Health:
         if new == dev.state:
             return []
         ev = HealthEvent(
-            t=now, device=dev.device, kind=dev.kind, state=new, previous=dev.state,
-            cause=cause, detail=dev.detail if cause == "status" else None,
+            t=now,
+            device=dev.device,
+            kind=dev.kind,
+            state=new,
+            previous=dev.state,
+            cause=cause,
+            detail=dev.detail if cause == "status" else None,
             coverage=dev.coverage if new == "fault" else None,
-        )  # fmt: skip
+        )
         dev.state = new
         return [ev]
 
@@ -219,6 +235,10 @@ class Health:
         x = min(max(x, 0.0), length) if math.isfinite(x) else 0.0
         b0, b1 = (float(v) for v in fc.border_chainage([x, length]))
         return CoverageLoss(
-            device=device, cable_from_m=x, cable_to_m=length,
-            border_from_m=min(b0, b1), border_to_m=max(b0, b1), since=t,
-        )  # fmt: skip
+            device=device,
+            cable_from_m=x,
+            cable_to_m=length,
+            border_from_m=min(b0, b1),
+            border_to_m=max(b0, b1),
+            since=t,
+        )

@@ -79,11 +79,24 @@ _EMPTY.flags.writeable = False
 
 _FIBRE_CODE = {c: i for i, c in enumerate(FIBRE_CLASSES)}
 _TARGET_CODE = {c: i for i, c in enumerate(TARGET_CLASSES)}
-_G = {name: attrgetter(name) for name in (
-    "t", "chainage_m", "confidence", "extent_m", "energy", "bearing_deg", "bearing_sigma_deg",
-    "range_m", "range_sigma_m", "azimuth_deg", "azimuth_sigma_deg", "radial_velocity_mps",
-    "object_id",
-)}  # fmt: skip
+_G = {
+    name: attrgetter(name)
+    for name in (
+        "t",
+        "chainage_m",
+        "confidence",
+        "extent_m",
+        "energy",
+        "bearing_deg",
+        "bearing_sigma_deg",
+        "range_m",
+        "range_sigma_m",
+        "azimuth_deg",
+        "azimuth_sigma_deg",
+        "radial_velocity_mps",
+        "object_id",
+    )
+}
 _G_CLS = attrgetter("cls")
 
 _FAST: dict[str, msgspec.json.Decoder[Any]] = {
@@ -260,7 +273,9 @@ class Ingest:
         if kind is None:
             raise _Reject(f"unknown_device: {route.ident!r} is not in site {self.site.name!r}")
         if kind != route.kind:
-            raise _Reject(f"kind_mismatch: {route.ident!r} is a {kind} sensor, topic says {route.kind}")
+            raise _Reject(
+                f"kind_mismatch: {route.ident!r} is a {kind} sensor, topic says {route.kind}"
+            )
 
     @staticmethod
     def _schema_error(payload: bytes, exc: msgspec.DecodeError) -> _Reject:
@@ -285,7 +300,9 @@ class Ingest:
 
     # events ------------------------------------------------------------------------------
 
-    def _events(self, route: Route, topic: str, payload: bytes, now: float, res: IngestResult) -> None:
+    def _events(
+        self, route: Route, topic: str, payload: bytes, now: float, res: IngestResult
+    ) -> None:
         self._device_kind(route)
         kind, dev = route.kind, route.ident
         rejects: list[tuple[int, str]] = []
@@ -293,7 +310,12 @@ class Ingest:
             batch = _FAST[kind].decode(payload)
             evs: list[Any] = batch.events
             idx: npt.NDArray[np.intp] | None = None
-            v, device, seq, platform = batch.v, batch.device, batch.seq, getattr(batch, "platform", None)
+            v, device, seq, platform = (
+                batch.v,
+                batch.device,
+                batch.seq,
+                getattr(batch, "platform", None),
+            )
         except msgspec.DecodeError as exc:
             if not isinstance(exc, msgspec.ValidationError):
                 raise _Reject(f"invalid_json: {exc}") from None
@@ -304,7 +326,9 @@ class Ingest:
             v, device, seq, platform = env.v, env.device, env.seq, env.platform
             self._check_version(v)
             if device != dev:
-                raise _Reject(f"device_mismatch: payload device {device!r} on topic of {dev!r}") from None
+                raise _Reject(
+                    f"device_mismatch: payload device {device!r} on topic of {dev!r}"
+                ) from None
             if not env.events:
                 raise _Reject("empty_batch: a batch holds 1 to 10000 events, got 0") from None
             if len(env.events) > MAX_EVENTS:
@@ -336,9 +360,9 @@ class Ingest:
         bad = np.zeros(n, np.bool_)
         reasons: list[tuple[npt.NDArray[np.bool_], str]] = []
         finite = np.ones(n, np.bool_)
-        for name, c in cols.items():
-            if c.dtype.kind == "f" and name not in ("energy", "range_m", "range_sigma_m", "vr"):
-                finite &= np.isfinite(c)
+        for name, col in cols.items():
+            if col.dtype.kind == "f" and name not in ("energy", "range_m", "range_sigma_m", "vr"):
+                finite &= np.isfinite(col)
         reasons.append((~finite, "non_finite: a required number is NaN or infinite"))
         skew = ~(np.abs(t - now) <= MAX_SKEW_S)
         reasons.append((skew, "time_skew: event t is more than 24 h from now"))
@@ -352,8 +376,8 @@ class Ingest:
             orig = idx if idx is not None else np.arange(n)
             first: dict[int, str] = dict(rejects)
             for mask, why in reasons:
-                for i in np.flatnonzero(mask):
-                    first.setdefault(int(orig[i]), why)
+                for j in np.flatnonzero(mask).tolist():
+                    first.setdefault(int(orig[j]), why)
             rejects = sorted(first.items())
             keep = ~bad
             cols = {k: c[keep] for k, c in cols.items()}
@@ -381,10 +405,16 @@ class Ingest:
         if rejects:
             res.rejected_events = len(rejects)
             listed = "; ".join(f"[{i}] {r}" for i, r in rejects[:5])
-            res.dead_letters.append(_deadletter.make(
-                topic, f"partial_batch: {len(rejects)} of {n + len(rejects)} events rejected: {listed}",
-                payload, now, rejects,
-            ))  # fmt: skip
+            res.dead_letters.append(
+                _deadletter.make(
+                    topic,
+                    f"partial_batch: {len(rejects)} of {n + len(rejects)} events rejected: "
+                    + listed,
+                    payload,
+                    now,
+                    rejects,
+                )
+            )
         late = int(np.count_nonzero(now - cols["t"] > self.late_after_s))
         if late:
             res.late = late
@@ -396,23 +426,53 @@ class Ingest:
         c = cols
         if kind == "fibre":
             res.meas = _normalize.fibre(
-                self.site, dev, sensor, c["t"], c["chainage_m"], c["cls"].astype(np.uint8),
-                c["confidence"], c["extent_m"], c["energy"], mid0,
-            )  # fmt: skip
+                self.site,
+                dev,
+                sensor,
+                c["t"],
+                c["chainage_m"],
+                c["cls"].astype(np.uint8),
+                c["confidence"],
+                c["extent_m"],
+                c["energy"],
+                mid0,
+            )
         elif kind == "thermal":
             res.meas = _normalize.thermal(
-                self.site, dev, sensor, self.health.camera_origin(dev), c["t"], c["bearing_deg"],
-                c["bearing_sigma_deg"], c["range_m"], c["range_sigma_m"], c["cls"].astype(np.uint8),
-                c["confidence"], c["obj"].astype(np.int64), mid0,
-            )  # fmt: skip
+                self.site,
+                dev,
+                sensor,
+                self.health.camera_origin(dev),
+                c["t"],
+                c["bearing_deg"],
+                c["bearing_sigma_deg"],
+                c["range_m"],
+                c["range_sigma_m"],
+                c["cls"].astype(np.uint8),
+                c["confidence"],
+                c["obj"].astype(np.int64),
+                mid0,
+            )
         else:
             assert platform is not None  # the MSV decoders require it
-            self.health.platform(dev, platform.lat, platform.lon, platform.heading_deg, float(c["t"].max()))
+            self.health.platform(
+                dev, platform.lat, platform.lon, platform.heading_deg, float(c["t"].max())
+            )
             res.meas = _normalize.msv(
-                self.site, sensor, platform.lat, platform.lon, c["t"], c["range_m"],
-                c["azimuth_deg"], c["range_sigma_m"], c["azimuth_sigma_deg"], c["vr"],
-                c["cls"].astype(np.uint8), c["confidence"], mid0,
-            )  # fmt: skip
+                self.site,
+                sensor,
+                platform.lat,
+                platform.lon,
+                c["t"],
+                c["range_m"],
+                c["azimuth_deg"],
+                c["range_sigma_m"],
+                c["azimuth_sigma_deg"],
+                c["vr"],
+                c["cls"].astype(np.uint8),
+                c["confidence"],
+                mid0,
+            )
         self._ev[kind].inc(n)
 
     @staticmethod
@@ -431,8 +491,9 @@ class Ingest:
         ids = list(map(_G["object_id"], evs))
         obj = (
             np.fromiter(map(_normalize.object_hash, ids), np.int64, n)
-            if any(ids) else np.zeros(n, np.int64)
-        )  # fmt: skip
+            if any(ids)
+            else np.zeros(n, np.int64)
+        )
         return {
             "t": _col(evs, "t", n),
             "bearing_deg": _col(evs, "bearing_deg", n),
@@ -459,7 +520,9 @@ class Ingest:
 
     # status / patrol / ack ---------------------------------------------------------------
 
-    def _status(self, route: Route, topic: str, payload: bytes, now: float, res: IngestResult) -> None:
+    def _status(
+        self, route: Route, topic: str, payload: bytes, now: float, res: IngestResult
+    ) -> None:
         self._device_kind(route)
         try:
             st = _STATUS.decode(payload)
@@ -474,16 +537,25 @@ class Ingest:
         if (st.lat is None) != (st.lon is None):
             raise _Reject("schema: lat and lon come together")
         out = DeviceStatus(
-            device=dev, kind=route.kind, t=t, state=st.state, received=now, detail=st.detail,
-            lat=st.lat, lon=st.lon, heading_deg=st.heading_deg,
-        )  # fmt: skip
+            device=dev,
+            kind=route.kind,
+            t=t,
+            state=st.state,
+            received=now,
+            detail=st.detail,
+            lat=st.lat,
+            lon=st.lon,
+            heading_deg=st.heading_deg,
+        )
         if st.state == "online":
             self.windows.reset(dev)
             self.metrics.seq_resets.labels(cause="online").inc()
         res.device, res.status = dev, out
         res.health = self.health.status(out)
 
-    def _patrol(self, route: Route, topic: str, payload: bytes, now: float, res: IngestResult) -> None:
+    def _patrol(
+        self, route: Route, topic: str, payload: bytes, now: float, res: IngestResult
+    ) -> None:
         try:
             p = _PATROL.decode(payload)
         except msgspec.DecodeError as exc:

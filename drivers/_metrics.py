@@ -24,53 +24,88 @@ class DriverMetrics:
             "received", "Messages received, by message type", ["type"], namespace=_NS, registry=r
         )
         self.decoded = Counter(
-            "decoded", "Messages decoded and accepted, by message type", ["type"],
-            namespace=_NS, registry=r,
-        )  # fmt: skip
+            "decoded",
+            "Messages decoded and accepted, by message type",
+            ["type"],
+            namespace=_NS,
+            registry=r,
+        )
         self.rejected = Counter(
-            "rejected", "Messages rejected whole (dead letters), by reason code", ["reason"],
-            namespace=_NS, registry=r,
-        )  # fmt: skip
+            "rejected",
+            "Messages rejected whole (dead letters), by reason code",
+            ["reason"],
+            namespace=_NS,
+            registry=r,
+        )
         self.events_rejected = Counter(
-            "events_rejected", "Single events rejected inside a valid batch, by reason code",
-            ["reason"], namespace=_NS, registry=r,
-        )  # fmt: skip
+            "events_rejected",
+            "Single events rejected inside a valid batch, by reason code",
+            ["reason"],
+            namespace=_NS,
+            registry=r,
+        )
         self.duplicates = Counter(
-            "duplicate_batches", "Batches seen again (device, seq) and skipped", ["device"],
-            namespace=_NS, registry=r,
-        )  # fmt: skip
+            "duplicate_batches",
+            "Batches seen again (device, seq) and skipped",
+            ["device"],
+            namespace=_NS,
+            registry=r,
+        )
         self.lost = Counter(
-            "lost_batches", "Batches missing at a seq gap when it was seen", ["device"],
-            namespace=_NS, registry=r,
-        )  # fmt: skip
+            "lost_batches",
+            "Batches missing at a seq gap when it was seen",
+            ["device"],
+            namespace=_NS,
+            registry=r,
+        )
         self.recovered = Counter(
-            "recovered_batches", "Out-of-order batches that filled an earlier gap", ["device"],
-            namespace=_NS, registry=r,
-        )  # fmt: skip
+            "recovered_batches",
+            "Out-of-order batches that filled an earlier gap",
+            ["device"],
+            namespace=_NS,
+            registry=r,
+        )
         self.seq_resets = Counter(
-            "seq_resets", "Seq windows reset (status online, or far regression)", ["cause"],
-            namespace=_NS, registry=r,
-        )  # fmt: skip
+            "seq_resets",
+            "Seq windows reset (status online, or far regression)",
+            ["cause"],
+            namespace=_NS,
+            registry=r,
+        )
         self.late_events = Counter(
-            "late_events", "Events that arrived later than the lateness threshold after t",
-            ["kind"], namespace=_NS, registry=r,
-        )  # fmt: skip
+            "late_events",
+            "Events that arrived later than the lateness threshold after t",
+            ["kind"],
+            namespace=_NS,
+            registry=r,
+        )
         self.events = Counter(
-            "events_normalized", "Events normalized into measurements", ["kind"],
-            namespace=_NS, registry=r,
-        )  # fmt: skip
+            "events_normalized",
+            "Events normalized into measurements",
+            ["kind"],
+            namespace=_NS,
+            registry=r,
+        )
         self.device_state = Gauge(
-            "device_state", "1 for the current effective state of each device", ["device", "state"],
-            namespace=_NS, registry=r,
-        )  # fmt: skip
+            "device_state",
+            "1 for the current effective state of each device",
+            ["device", "state"],
+            namespace=_NS,
+            registry=r,
+        )
         self.health_events = Counter(
-            "health_events", "Device state changes, by new state", ["state"],
-            namespace=_NS, registry=r,
-        )  # fmt: skip
+            "health_events",
+            "Device state changes, by new state",
+            ["state"],
+            namespace=_NS,
+            registry=r,
+        )
         self.coverage_loss_m = Gauge(
-            "coverage_loss_m", "Border length (m) without fibre coverage (cuts, faults)",
-            namespace=_NS, registry=r,
-        )  # fmt: skip
+            "coverage_loss_m",
+            "Border length (m) without fibre coverage (cuts, faults)",
+            namespace=_NS,
+            registry=r,
+        )
 
     def set_device_state(self, device: str, state: str) -> None:
         """One-hot the ``device_state`` gauge of ``device``."""

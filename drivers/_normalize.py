@@ -6,7 +6,8 @@ columns of equal length ``n`` (finite, in range); outputs have ``n`` rows.
 Error models (1-sigma), stated here once:
 
 * **fibre**: along the border, the disturbed length as a uniform distribution plus the
-  interrogator's localisation error, ``s_along^2 = (extent/cable_factor)^2/12 + FIBRE_LOC_SIGMA_M^2``;
+  interrogator's localisation error,
+  ``s_along^2 = (extent/cable_factor)^2/12 + FIBRE_LOC_SIGMA_M^2``;
   across the line ``FIBRE_CROSS_SIGMA_M`` (a buried cable senses a few metres either side).
   With the border tangent ``(tx, ty)``::
 
@@ -46,7 +47,9 @@ _NAN_FIBRE = ("ox", "oy", "r", "az", "sr", "saz", "vr")
 _NAN_POLAR = ("chain", "tx", "ty", "extent", "energy")
 
 
-def _common(n: int, t: F64, sensor: int, kind: Kind, raw: U8, table: U8, conf: F64, mid0: int) -> MeasArray:
+def _common(
+    n: int, t: F64, sensor: int, kind: Kind, raw: U8, table: U8, conf: F64, mid0: int
+) -> MeasArray:
     out = np.empty(n, MEAS_DTYPE)
     out["t"] = t
     out["sensor"] = sensor
@@ -59,9 +62,17 @@ def _common(n: int, t: F64, sensor: int, kind: Kind, raw: U8, table: U8, conf: F
 
 
 def fibre(
-    site: Site, device: str, sensor: int, t: F64, chainage: F64, raw: U8, conf: F64,
-    extent: F64, energy: F64, mid0: int,
-) -> MeasArray:  # fmt: skip
+    site: Site,
+    device: str,
+    sensor: int,
+    t: F64,
+    chainage: F64,
+    raw: U8,
+    conf: F64,
+    extent: F64,
+    energy: F64,
+    mid0: int,
+) -> MeasArray:
     """Fibre events of one interrogator -> rows (``kind`` FIBRE, ``chain``/``tx``/``ty`` set)."""
     n = t.shape[0]
     out = _common(n, t, sensor, Kind.FIBRE, raw, FIBRE_TO_CLS, conf, mid0)
@@ -87,9 +98,16 @@ def fibre(
 
 
 def _polar(
-    out: MeasArray, ox: float, oy: float, r: F64, az: F64, sr: F64, saz: F64,
-    r_used: F64, sr_used: F64,
-) -> None:  # fmt: skip
+    out: MeasArray,
+    ox: float,
+    oy: float,
+    r: F64,
+    az: F64,
+    sr: F64,
+    saz: F64,
+    r_used: F64,
+    sr_used: F64,
+) -> None:
     x, y, cxx, cxy, cyy = polar_to_xy(ox, oy, r_used, az, sr_used, saz)
     out["x"] = x
     out["y"] = y
@@ -107,10 +125,20 @@ def _polar(
 
 
 def thermal(
-    site: Site, device: str, sensor: int, origin: tuple[float, float, float], t: F64,
-    bearing: F64, bearing_sigma: F64, rng: F64, rng_sigma: F64, raw: U8, conf: F64,
-    obj: npt.NDArray[np.int64], mid0: int,
-) -> MeasArray:  # fmt: skip
+    site: Site,
+    device: str,
+    sensor: int,
+    origin: tuple[float, float, float],
+    t: F64,
+    bearing: F64,
+    bearing_sigma: F64,
+    rng: F64,
+    rng_sigma: F64,
+    raw: U8,
+    conf: F64,
+    obj: npt.NDArray[np.int64],
+    mid0: int,
+) -> MeasArray:
     """Thermal events of one camera at ``origin = (ox, oy, gamma)`` -> rows (``vr`` NaN)."""
     n = t.shape[0]
     cam = site.thermal_by_id[device]
@@ -132,9 +160,20 @@ def thermal(
 
 
 def msv(
-    site: Site, sensor: int, lat: float, lon: float, t: F64, rng: F64, azimuth: F64,
-    rng_sigma: F64, az_sigma: F64, vr: F64, raw: U8, conf: F64, mid0: int,
-) -> MeasArray:  # fmt: skip
+    site: Site,
+    sensor: int,
+    lat: float,
+    lon: float,
+    t: F64,
+    rng: F64,
+    azimuth: F64,
+    rng_sigma: F64,
+    az_sigma: F64,
+    vr: F64,
+    raw: U8,
+    conf: F64,
+    mid0: int,
+) -> MeasArray:
     """Radar plots of one MSV at platform ``(lat, lon)`` -> rows."""
     n = t.shape[0]
     out = _common(n, t, sensor, Kind.MSV, raw, TARGET_TO_CLS, conf, mid0)
@@ -153,5 +192,7 @@ def object_hash(object_id: str | None) -> int:
     """Stable non-zero signed 64-bit hash of a camera object id (0 for none)."""
     if not object_id:
         return 0
-    h = int.from_bytes(hashlib.blake2b(object_id.encode(), digest_size=8).digest(), "little", signed=True)
+    h = int.from_bytes(
+        hashlib.blake2b(object_id.encode(), digest_size=8).digest(), "little", signed=True
+    )
     return h or 1
