@@ -1,0 +1,98 @@
+"""Track initiation from a single unassigned measurement.
+
+A new track starts at the measurement's Cartesian position with velocity 0:
+``x = [mx, my, 0, 0]``, ``P = blockdiag(R_xy, s_v^2 I)`` where ``R_xy`` is the measurement's
+Cartesian covariance (the elongated fibre covariance for fibre events, the drivers' converted
+covariance for polar events, ray-inflated for bearing-only ones) and
+``s_v^2 = sum_k p_k s_v0[k]^2`` over the class posterior after this first report.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from fusion._jit import F8, kernel
+from fusion.updater import FIBRE, _fibre_cov
+
+
+@kernel
+def _init_state(
+    kind: int,
+    mx: float,
+    my: float,
+    cxx: float,
+    cxy: float,
+    cyy: float,
+    tx: float,
+    ty: float,
+    extent: float,
+    across: float,
+    sv2: float,
+    x: F8,
+    P: F8,
+) -> bool:
+    """Write the initial ``x`` (4,), ``P`` (4, 4); False if the position/covariance is unusable."""
+    rxx = cxx
+    rxy = cxy
+    ryy = cyy
+    if kind == FIBRE:
+        ok, fxx, fxy, fyy = _fibre_cov(tx, ty, extent, across)
+        if ok:
+            rxx = fxx
+            rxy = fxy
+            ryy = fyy
+    if not (
+        math.isfinite(mx)
+        and math.isfinite(my)
+        and rxx > 0.0
+        and ryy > 0.0
+        and rxx * ryy - rxy * rxy > 0.0
+        and math.isfinite(rxx * ryy)
+        and sv2 > 0.0
+    ):
+        return False
+    x[0] = mx
+    x[1] = my
+    x[2] = 0.0
+    x[3] = 0.0
+    for i in range(4):
+        for j in range(4):
+            P[i, j] = 0.0
+    P[0, 0] = rxx
+    P[0, 1] = rxy
+    P[1, 0] = rxy
+    P[1, 1] = ryy
+    P[2, 2] = sv2
+    P[3, 3] = sv2
+    return True
+
+
+def init_state(meas: np.ndarray, sv: float, *, fibre_across_m: float = 10.0) -> tuple[F8, F8, F8]:
+    """Initial ``(x (n, 4), P (n, 4, 4), ok (n,) as 0/1)`` for each measurement row."""
+    if not sv > 0:
+        msg = "velocity sigma must be > 0"
+        raise ValueError(msg)
+    n = len(meas)
+    x = np.full((n, 4), np.nan)
+    P = np.full((n, 4, 4), np.nan)
+    ok = np.zeros(n)
+    for i in range(n):
+        r = meas[i]
+        ok[i] = _init_state(
+            int(r["kind"]),
+            float(r["x"]),
+            float(r["y"]),
+            float(r["cxx"]),
+            float(r["cxy"]),
+            float(r["cyy"]),
+            float(r["tx"]),
+            float(r["ty"]),
+            float(r["extent"]),
+            float(fibre_across_m),
+            float(sv) ** 2,
+            x[i],
+            P[i],
+        )
+    return x, P, ok

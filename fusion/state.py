@@ -1,0 +1,133 @@
+"""Track state as a struct of arrays (one row per slot), growing by doubling.
+
+Slot ``i`` is live when ``status[i]`` is TENTATIVE or CONFIRMED. DEAD marks a track ended
+during the current step (reported once as ``lost``, then its slot returns to the free stack).
+A track's ``x``/``P`` are its estimate at ``t[i]`` (its last update: prediction is lazy, so
+an idle track costs nothing per frame).
+
+Columns: ``x`` (n, 4) ``[x, y, vx, vy]``; ``P`` (n, 4, 4); ``t`` state time; ``t_upd`` last
+update; ``t_birth``; ``tid`` track id (int, unique per tracker, never reused); ``status``;
+``was_conf`` (ever confirmed); ``hist`` hit/miss bits, LSB newest; ``hits`` total updates;
+``miss`` consecutive misses; ``class_p`` (n, 6); ``kinds`` bitmask of sensor kinds that
+updated it; ``sensors`` (n, 4) 256-bit mask of sensor indices; ``last_sensor``;
+``merged_into`` id of the track that absorbed it (-1).
+
+Counters ``ctr``: ``[next_id, n_free, n_live, high_water]``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fusion._jit import F8, I4, I8, U1, U4, U8
+from fusion.measurements import N_CLASSES
+
+FREE, TENTATIVE, CONFIRMED, DEAD = 0, 1, 2, 3
+SENSOR_WORDS = 4  # sensors bitmask width: 4 x 64 = 256 sensor indices
+C_NEXT_ID, C_NFREE, C_NLIVE, C_HW = 0, 1, 2, 3
+
+
+class TrackTable:
+    """Struct-of-arrays track store with a free-slot stack (see module docstring)."""
+
+    __slots__ = (
+        "P",
+        "class_p",
+        "ctr",
+        "free",
+        "hist",
+        "hits",
+        "kinds",
+        "last_sensor",
+        "merged_into",
+        "miss",
+        "sensors",
+        "status",
+        "t",
+        "t_birth",
+        "t_upd",
+        "tid",
+        "was_conf",
+        "x",
+    )
+
+    x: F8
+    P: F8
+    t: F8
+    t_upd: F8
+    t_birth: F8
+    tid: I8
+    status: U1
+    was_conf: U1
+    hist: U4
+    hits: I4
+    miss: I4
+    class_p: F8
+    kinds: U1
+    sensors: U8
+    last_sensor: I4
+    merged_into: I8
+    free: I8
+    ctr: I8
+
+    def __init__(self, capacity: int = 64) -> None:
+        self.ctr = np.zeros(4, dtype=np.int64)
+        self.ctr[C_NEXT_ID] = 1
+        self._alloc(max(1, capacity))
+
+    def _alloc(self, cap: int) -> None:
+        self.x = np.full((cap, 4), np.nan)
+        self.P = np.full((cap, 4, 4), np.nan)
+        self.t = np.full(cap, np.nan)
+        self.t_upd = np.full(cap, np.nan)
+        self.t_birth = np.full(cap, np.nan)
+        self.tid = np.full(cap, -1, dtype=np.int64)
+        self.status = np.zeros(cap, dtype=np.uint8)
+        self.was_conf = np.zeros(cap, dtype=np.uint8)
+        self.hist = np.zeros(cap, dtype=np.uint32)
+        self.hits = np.zeros(cap, dtype=np.int32)
+        self.miss = np.zeros(cap, dtype=np.int32)
+        self.class_p = np.zeros((cap, N_CLASSES))
+        self.kinds = np.zeros(cap, dtype=np.uint8)
+        self.sensors = np.zeros((cap, SENSOR_WORDS), dtype=np.uint64)
+        self.last_sensor = np.full(cap, -1, dtype=np.int32)
+        self.merged_into = np.full(cap, -1, dtype=np.int64)
+        self.free = np.arange(cap - 1, -1, -1, dtype=np.int64)  # pop from the end: slot 0 first
+        self.ctr[C_NFREE] = cap
+
+    @property
+    def capacity(self) -> int:
+        """Number of slots."""
+        return int(self.x.shape[0])
+
+    def reserve(self, n_new: int) -> None:
+        """Grow (doubling) until at least ``n_new`` slots are free."""
+        nfree = int(self.ctr[C_NFREE])
+        if nfree >= n_new:
+            return
+        old = self.capacity
+        cap = old
+        while cap - old + nfree < n_new:
+            cap *= 2
+        keep = {name: getattr(self, name) for name in self.__slots__ if name not in {"ctr", "free"}}
+        free_old = self.free[:nfree].copy()
+        self._alloc(cap)
+        for name, arr in keep.items():
+            getattr(self, name)[:old] = arr
+        new_free = np.arange(cap - 1, old - 1, -1, dtype=np.int64)
+        self.free[: len(new_free)] = new_free
+        self.free[len(new_free) : len(new_free) + nfree] = free_old
+        self.ctr[C_NFREE] = len(new_free) + nfree
+
+    def copy(self) -> TrackTable:
+        """Deep copy (used for rewind checkpoints)."""
+        out = TrackTable.__new__(TrackTable)
+        for name in self.__slots__:
+            setattr(out, name, getattr(self, name).copy())
+        return out
+
+    def live(self) -> I8:
+        """Slot indices of live (tentative or confirmed) tracks, in slot order."""
+        hw = int(self.ctr[C_HW])
+        st = self.status[:hw]
+        return np.flatnonzero((st == TENTATIVE) | (st == CONFIRMED)).astype(np.int64)

@@ -1,0 +1,725 @@
+"""The tracker: composes predictor, gater, associator, updater, initiator, deleter, merger.
+
+``Tracker.step(t, meas) -> StepResult`` is pure and synchronous (no I/O, no clock): ``t`` is
+the step time, ``meas`` a :data:`fusion.measurements.MEAS_DTYPE` array of whatever arrived
+since the last step, in any order.
+
+Processing (one Numba call for all frames of a step, :func:`_run`):
+
+1. Rows are sorted by ``(t, sensor, mid)`` and split into *frames*: rows with equal ``t`` and
+   ``sensor`` (one sensor's scan; a sensor sees an object at most once per frame).
+2. Per frame at time ``t_f``: live tracks not updated for longer than their timeout die; the rest
+   are predicted to ``t_f`` (CV, class-weighted process noise ``q = sum_k p_k q_k``).
+3. Gating (:mod:`fusion.gater`) yields pairs with ``d2 < gate``; each pair costs the negative
+   log-likelihood ratio ``c = d2/2 + log|2 pi S|/2 + (k/2) log(lambda) - log(Pd / (1 - Pd))``
+   (``lambda`` clutter density, ``Pd`` detection probability of the sensor, ``k`` measurement
+   dimension). Only ``c < 0`` pairs compete; GNN assignment per cluster
+   (:mod:`fusion.associator`).
+4. Assigned pairs update the track (EKF, :mod:`fusion.updater`), its class posterior
+   (:mod:`fusion.classifier`), hit history (``hist = hist << 1 | 1``) and sensor sets; a
+   tentative track with ``popcount(hist & (2^N - 1)) >= M`` is confirmed.
+5. For sensors that scan their coverage (``scan_misses``), every other live track misses
+   (``hist <<= 1``, ``miss += 1``) and may die (:mod:`fusion.deleter`).
+6. An unassigned row inside the gate of a track updated in this frame is *absorbed* if its
+   kind absorbs (fibre: one more event of the same walking group, which is group evidence);
+   otherwise it starts a tentative track (:mod:`fusion.initiator`). Nothing is dropped
+   silently: every row gets an association record.
+
+After the frames: time-based expiry at ``t``, track-track merging (:mod:`fusion.merger`), and a
+snapshot of every live track predicted to ``t`` plus the tracks that ended in this step.
+
+**Late measurements.** With ``horizon_s > 0`` the tracker keeps the measurements of the last
+``horizon_s`` seconds and a checkpoint of its table after each step (at most one per
+``checkpoint_s``). A row older than what was already processed rewinds to the newest checkpoint
+whose processed measurements are all older than it, and the logged rows plus the late ones are
+replayed through the same recorded step times. Because replay buckets each row into the step
+whose time first covers it, a late row yields the same state as on-time arrival (exactly, when
+the on-time run saw each row in that step). Rows older than the horizon cannot be replayed: they
+are counted (``late_dropped``) and recorded as ``LATE``, never applied out of order.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fusion._jit import F8, I4, I8, U1, U4, U8, Rec, kernel
+from fusion.associator import _assign
+from fusion.classifier import _class_update
+from fusion.config import (
+    C_Q,
+    C_SV0,
+    G_ACROSS,
+    G_CELL,
+    G_EPS,
+    G_GATE,
+    G_GROUP_CONF,
+    G_M,
+    G_MAX_EXACT,
+    G_N,
+    G_SVR,
+    K_ABSORB,
+    K_LAM,
+    K_PD,
+    K_SCAN_MISS,
+    TrackerConfig,
+)
+from fusion.deleter import _expire, _is_expired
+from fusion.gater import _gate_frame
+from fusion.initiator import _init_state
+from fusion.measurements import MEAS_DTYPE, N_CLASSES, Cls, Kind, MeasArray
+from fusion.merger import _merge
+from fusion.predictor import _predict_batch, _predict_one
+from fusion.state import (
+    C_HW,
+    C_NEXT_ID,
+    C_NFREE,
+    C_NLIVE,
+    CONFIRMED,
+    DEAD,
+    FREE,
+    TENTATIVE,
+    TrackTable,
+)
+from fusion.updater import FIBRE, _kf_update, _model
+
+# association record actions
+ASSIGNED, STARTED, ABSORBED, INVALID, LATE = 0, 1, 2, 3, 4
+ACTION_NAMES = ("assigned", "started", "absorbed", "invalid", "late")
+
+#: per-step association record: measurement ``mid`` -> track id and what happened
+REC_DTYPE = np.dtype([("mid", "i8"), ("track_id", "i8"), ("action", "u1"), ("d2", "f4")])
+
+_LOG2PI = math.log(2.0 * math.pi)
+_GROUP = int(Cls.GROUP)
+
+
+@kernel
+def _popcount(v: int) -> int:
+    c = 0
+    while v:
+        v &= v - 1
+        c += 1
+    return c
+
+
+@kernel
+def _run(
+    meas: Rec,
+    fb: I8,
+    nf: int,
+    x: F8,
+    P: F8,
+    t: F8,
+    t_upd: F8,
+    t_birth: F8,
+    tid: I8,
+    status: U1,
+    was_conf: U1,
+    hist: U4,
+    hits: I4,
+    miss: I4,
+    class_p: F8,
+    kinds: U1,
+    sensors: U8,
+    last_sensor: I4,
+    free: I8,
+    ctr: I8,
+    g: F8,
+    kpar: F8,
+    cpar: F8,
+    spd: F8,
+    slam: F8,
+    C: F8,
+    prior: F8,
+    rec_tid: I8,
+    rec_act: U1,
+    rec_d2: F8,
+) -> int:
+    """Process frames ``fb[f]:fb[f+1]`` of sorted ``meas``; returns greedy-solved clusters.
+
+    The caller guarantees ``ctr[C_NFREE] >= len(meas)`` (every row may start a track).
+    """
+    cap = x.shape[0]
+    XP = np.empty((cap, 4))
+    PP = np.empty((cap, 4, 4))
+    live = np.empty(cap, dtype=np.int64)
+    nb = 64
+    pt = np.empty(nb, dtype=np.int64)
+    pm = np.empty(nb, dtype=np.int64)
+    pd2 = np.empty(nb)
+    pld = np.empty(nb)
+    pk = np.empty(nb, dtype=np.int64)
+    nu = np.empty(3)
+    H = np.zeros((3, 4))
+    R = np.zeros((3, 3))
+    gate = g[G_GATE]
+    across = g[G_ACROSS]
+    s_vr = g[G_SVR]
+    mask_n = (1 << int(g[G_N])) - 1
+    m_conf = int(g[G_M])
+    n_greedy = 0
+    for f in range(nf):
+        s = fb[f]
+        e = fb[f + 1]
+        m = e - s
+        tf = meas[s]["t"]
+        sensor = meas[s]["sensor"]
+        kind = meas[s]["kind"]
+        pd = kpar[kind, K_PD]
+        lam = kpar[kind, K_LAM]
+        if 0 <= sensor < spd.shape[0]:
+            if math.isfinite(spd[sensor]):
+                pd = spd[sensor]
+            if math.isfinite(slam[sensor]):
+                lam = slam[sensor]
+        llr0 = math.log(pd / (1.0 - pd))
+        # 2. expire / predict live tracks
+        hw = ctr[C_HW]
+        n_live = 0
+        for i in range(hw):
+            st = status[i]
+            if st not in (TENTATIVE, CONFIRMED):
+                continue
+            if _is_expired(st, 0, tf - t_upd[i], class_p[i], g, cpar):
+                status[i] = DEAD
+                ctr[C_NLIVE] -= 1
+                continue
+            q = 0.0
+            for k in range(N_CLASSES):
+                q += class_p[i, k] * cpar[k, C_Q]
+            _predict_one(x[i], P[i], tf - t[i], q, XP[i], PP[i])
+            live[n_live] = i
+            n_live += 1
+        # 3. gate and cost
+        n_pairs, pt, pm, pd2, pld, pk = _gate_frame(
+            meas,
+            s,
+            e,
+            XP,
+            PP,
+            live,
+            n_live,
+            across,
+            s_vr,
+            gate,
+            g[G_CELL],
+            pt,
+            pm,
+            pd2,
+            pld,
+            pk,
+        )
+        ct = np.empty(n_pairs, dtype=np.int64)
+        cm = np.empty(n_pairs, dtype=np.int64)
+        cc = np.empty(n_pairs)
+        nc = 0
+        for q in range(n_pairs):
+            k = pk[q]
+            c = 0.5 * (pd2[q] + pld[q] + k * _LOG2PI + k * math.log(lam)) - llr0
+            if c < 0.0:
+                ct[nc] = pt[q]
+                cm[nc] = pm[q] - s
+                cc[nc] = c
+                nc += 1
+        t_to_m = np.empty(n_live, dtype=np.int64)
+        m_to_t = np.empty(m, dtype=np.int64)
+        n_greedy += _assign(ct, cm, cc, nc, n_live, m, int(g[G_MAX_EXACT]), t_to_m, m_to_t)
+        # 4. updates
+        for a in range(n_live):
+            b = t_to_m[a]
+            if b < 0:
+                continue
+            i = live[a]
+            j = s + b
+            r = meas[j]
+            k = _model(
+                r["kind"],
+                r["x"],
+                r["y"],
+                r["cxx"],
+                r["cxy"],
+                r["cyy"],
+                r["ox"],
+                r["oy"],
+                r["r"],
+                r["az"],
+                r["sr"],
+                r["saz"],
+                r["vr"],
+                r["tx"],
+                r["ty"],
+                r["extent"],
+                XP[i],
+                across,
+                s_vr,
+                nu,
+                H,
+                R,
+            )
+            d2 = _kf_update(XP[i], PP[i], nu, H, R, k, x[i], P[i])
+            t[i] = tf
+            t_upd[i] = tf
+            hits[i] += 1
+            miss[i] = 0
+            hist[i] = ((hist[i] << 1) | 1) & 0xFFFFFFFF
+            _class_update(class_p[i], prior, C[kind], r["cls"], r["conf"], g[G_EPS])
+            kinds[i] |= 1 << kind
+            if 0 <= sensor < 64 * sensors.shape[1]:
+                sensors[i, sensor >> 6] |= np.uint64(1) << np.uint64(sensor & 63)
+            last_sensor[i] = sensor
+            if status[i] == TENTATIVE and _popcount(hist[i] & mask_n) >= m_conf:
+                status[i] = CONFIRMED
+                was_conf[i] = 1
+            rec_tid[j] = tid[i]
+            rec_act[j] = ASSIGNED
+            rec_d2[j] = d2
+        # 5. misses
+        if kpar[kind, K_SCAN_MISS] > 0.0:
+            for a in range(n_live):
+                if t_to_m[a] >= 0:
+                    continue
+                i = live[a]
+                miss[i] += 1
+                hist[i] = (hist[i] << 1) & 0xFFFFFFFF
+                if _is_expired(status[i], miss[i], 0.0, class_p[i], g, cpar):
+                    status[i] = DEAD
+                    ctr[C_NLIVE] -= 1
+        # 6. unassigned rows: absorb or start
+        absorb = kpar[kind, K_ABSORB] > 0.0
+        if absorb:
+            best = np.full(m, np.inf)
+            by = np.full(m, -1, dtype=np.int64)
+            for q in range(n_pairs):
+                b = pm[q] - s
+                a = pt[q]
+                if m_to_t[b] < 0 and t_to_m[a] >= 0 and pd2[q] < best[b]:
+                    best[b] = pd2[q]
+                    by[b] = live[a]
+        for b in range(m):
+            if m_to_t[b] >= 0:
+                continue
+            j = s + b
+            r = meas[j]
+            if absorb and by[b] >= 0:
+                i = by[b]
+                if kind == FIBRE:
+                    _class_update(class_p[i], prior, C[kind], _GROUP, g[G_GROUP_CONF], g[G_EPS])
+                rec_tid[j] = tid[i]
+                rec_act[j] = ABSORBED
+                rec_d2[j] = best[b]
+                continue
+            i = free[ctr[C_NFREE] - 1]
+            pc = class_p[i]
+            for k in range(N_CLASSES):
+                pc[k] = prior[k]
+            _class_update(pc, prior, C[kind], r["cls"], r["conf"], g[G_EPS])
+            sv2 = 0.0
+            for k in range(N_CLASSES):
+                sv2 += pc[k] * cpar[k, C_SV0] * cpar[k, C_SV0]
+            ok = _init_state(
+                kind,
+                r["x"],
+                r["y"],
+                r["cxx"],
+                r["cxy"],
+                r["cyy"],
+                r["tx"],
+                r["ty"],
+                r["extent"],
+                across,
+                sv2,
+                x[i],
+                P[i],
+            )
+            if not ok:
+                rec_tid[j] = -1
+                rec_act[j] = INVALID
+                rec_d2[j] = math.nan
+                continue
+            ctr[C_NFREE] -= 1
+            ctr[C_NLIVE] += 1
+            ctr[C_HW] = max(ctr[C_HW], i + 1)
+            tid[i] = ctr[C_NEXT_ID]
+            ctr[C_NEXT_ID] += 1
+            t[i] = tf
+            t_upd[i] = tf
+            t_birth[i] = tf
+            hist[i] = 1
+            hits[i] = 1
+            miss[i] = 0
+            kinds[i] = 1 << kind
+            for w in range(sensors.shape[1]):
+                sensors[i, w] = 0
+            if 0 <= sensor < 64 * sensors.shape[1]:
+                sensors[i, sensor >> 6] |= np.uint64(1) << np.uint64(sensor & 63)
+            last_sensor[i] = sensor
+            if m_conf <= 1:
+                status[i] = CONFIRMED
+                was_conf[i] = 1
+            else:
+                status[i] = TENTATIVE
+                was_conf[i] = 0
+            rec_tid[j] = tid[i]
+            rec_act[j] = STARTED
+            rec_d2[j] = math.nan
+    return n_greedy
+
+
+@kernel
+def _free_dead(status: U1, tid: I8, merged_into: I8, free: I8, ctr: I8) -> None:
+    """Return DEAD slots to the free stack (after they were reported) and lower ``hw``."""
+    hw = ctr[C_HW]
+    for i in range(hw):
+        if status[i] == DEAD:
+            status[i] = FREE
+            tid[i] = -1
+            merged_into[i] = -1
+            free[ctr[C_NFREE]] = i
+            ctr[C_NFREE] += 1
+    while hw > 0 and status[hw - 1] == FREE:
+        hw -= 1
+    ctr[C_HW] = hw
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Struct-of-arrays view of the tracks after a step, predicted to ``t``.
+
+    One row per track that is live after the step or ended during it. ``status`` is
+    TENTATIVE (1), CONFIRMED (2) or DEAD (3 = lost/ended; ``merged_into`` >= 0 if merged).
+    ``cov`` is the full 4x4 state covariance; ``pos_sigma`` the square root of the largest
+    eigenvalue of its position block. ``confidence = 1 - prod_k (1 - w_k)`` over the sensor
+    kinds that updated the track (corroboration by a second kind raises it). ``sensors`` is a
+    (n, 4) uint64 bitmask over sensor indices.
+    """
+
+    t: float
+    track_id: I8
+    status: U1
+    was_confirmed: U1
+    x: F8
+    y: F8
+    vx: F8
+    vy: F8
+    cov: F8
+    pos_sigma: F8
+    class_p: F8
+    confidence: F8
+    kinds: U1
+    sensors: U8
+    t_update: F8
+    t_birth: F8
+    hits: I4
+    merged_into: I8
+
+    def __len__(self) -> int:
+        """Number of rows."""
+        return len(self.track_id)
+
+    def sensor_indices(self, row: int) -> list[int]:
+        """Sensor indices set in row ``row``'s bitmask."""
+        out: list[int] = []
+        for w in range(self.sensors.shape[1]):
+            v = int(self.sensors[row, w])
+            b = 0
+            while v:
+                if v & 1:
+                    out.append(64 * w + b)
+                v >>= 1
+                b += 1
+        return out
+
+
+@dataclass
+class StepResult:
+    """What one :meth:`Tracker.step` returns: the snapshot and the association record."""
+
+    snapshot: Snapshot
+    records: np.ndarray  #: REC_DTYPE, one row per input row (and per replayed row)
+    replayed: int = 0  #: rows re-processed because of a rewind
+    late_dropped: int = 0  #: rows older than the horizon (recorded as LATE)
+    invalid: int = 0
+
+
+@dataclass
+class _Checkpoint:
+    step_t: float  # step time this checkpoint was taken at
+    frontier: float  # newest measurement time processed (all rows <= frontier are in)
+    table: TrackTable
+
+
+@dataclass
+class _Counters:
+    steps: int = 0
+    rows: int = 0
+    late_dropped: int = 0
+    replays: int = 0
+    replayed_rows: int = 0
+    greedy_clusters: int = 0
+    merges: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+class Tracker:
+    """Multi-sensor multi-target GNN tracker (see the module docstring).
+
+    ``Tracker(config=None, n_sensors=0)``; ``step(t, meas) -> StepResult``. State lives in
+    :attr:`table` (a :class:`fusion.state.TrackTable`).
+    """
+
+    def __init__(self, config: TrackerConfig | None = None, n_sensors: int = 0) -> None:
+        self.config = config or TrackerConfig()
+        self._g, self._kpar, self._cpar, self._prior = self.config.pack()
+        self._spd, self._slam = self.config.sensor_tables(n_sensors)
+        self._C = np.ascontiguousarray(self.config.confusion())
+        self._w_kind = self._kpar[:, 4].copy()
+        self.table = TrackTable(64)
+        self.frontier = -math.inf  # newest measurement time processed
+        self.counters = _Counters()
+        self._log = np.empty(0, dtype=MEAS_DTYPE)
+        self._ckpts: list[_Checkpoint] = []
+        self._step_times: list[float] = []  # step times since the oldest checkpoint
+
+    # ------------------------------------------------------------------ public
+    def step(self, t: float, meas: MeasArray | None = None) -> StepResult:
+        """Advance to time ``t`` with the rows that arrived since the last step."""
+        if not math.isfinite(t):
+            msg = "step time must be finite"
+            raise ValueError(msg)
+        if meas is None:
+            meas = np.empty(0, dtype=MEAS_DTYPE)
+        if meas.dtype != MEAS_DTYPE:
+            msg = f"measurements must have MEAS_DTYPE, got {meas.dtype}"
+            raise TypeError(msg)
+        meas = np.ascontiguousarray(meas)
+        if len(meas) and int(meas["kind"].max()) >= len(Kind):
+            msg = "unknown measurement kind"
+            raise ValueError(msg)
+        self.counters.steps += 1
+        self.counters.rows += len(meas)
+        recs: list[np.ndarray] = []
+        tm = meas["t"]
+        bad = ~np.isfinite(tm)
+        replay = self.config.horizon_s > 0
+        old = (tm <= self.frontier) if replay else (tm < self.frontier)
+        floor = self._ckpts[0].frontier if (replay and self._ckpts) else math.inf
+        late = old & (tm <= floor) & ~bad
+        drop = bad | late
+        if drop.any():
+            r = np.zeros(int(drop.sum()), dtype=REC_DTYPE)
+            r["mid"] = meas["mid"][drop]
+            r["track_id"] = -1
+            r["action"] = np.where(late[drop], LATE, INVALID)
+            r["d2"] = np.nan
+            recs.append(r)
+            self.counters.late_dropped += int(late.sum())
+            meas = meas[~drop]
+            old = old[~drop]
+        replayed = 0
+        if replay and len(meas):
+            self._log = np.concatenate([self._log, meas]) if len(self._log) else meas.copy()
+        if replay and old.any():
+            replayed = self._rewind(float(meas["t"][old].min()), t, recs)
+        else:
+            recs.append(self._process(meas))
+        self._end_step(t)
+        self._step_times.append(t)
+        snap = self._snapshot(t)
+        _free_dead(
+            self.table.status,
+            self.table.tid,
+            self.table.merged_into,
+            self.table.free,
+            self.table.ctr,
+        )
+        self._checkpoint(t)
+        rec = np.concatenate(recs) if len(recs) > 1 else recs[0]
+        n_invalid = int(np.count_nonzero(rec["action"] == INVALID))
+        return StepResult(snap, rec, replayed, int(late.sum()), n_invalid)
+
+    # ----------------------------------------------------------------- internals
+    def _process(self, meas: MeasArray) -> np.ndarray:
+        """Run the frame kernel on ``meas`` (any order); return its association records."""
+        n = len(meas)
+        rec = np.zeros(n, dtype=REC_DTYPE)
+        if n == 0:
+            return rec
+        tt = meas["t"]
+        ss = meas["sensor"]
+        if np.all(tt[1:] > tt[:-1]) or (
+            np.all(tt[1:] >= tt[:-1]) and np.all((tt[1:] > tt[:-1]) | (ss[1:] >= ss[:-1]))
+        ):
+            srt = meas
+        else:
+            srt = meas[np.lexsort((meas["mid"], ss, tt))]
+            tt = srt["t"]
+            ss = srt["sensor"]
+        cut = np.flatnonzero((tt[1:] != tt[:-1]) | (ss[1:] != ss[:-1])) + 1
+        fb = np.empty(len(cut) + 2, dtype=np.int64)
+        fb[0] = 0
+        fb[1:-1] = cut
+        fb[-1] = n
+        self._grow_sensors(int(ss.max()) + 1)
+        tb = self.table
+        tb.reserve(n)
+        rec_tid = np.full(n, -1, dtype=np.int64)
+        rec_act = np.zeros(n, dtype=np.uint8)
+        rec_d2 = np.full(n, np.nan)
+        self.counters.greedy_clusters += _run(
+            srt,
+            fb,
+            len(fb) - 1,
+            tb.x,
+            tb.P,
+            tb.t,
+            tb.t_upd,
+            tb.t_birth,
+            tb.tid,
+            tb.status,
+            tb.was_conf,
+            tb.hist,
+            tb.hits,
+            tb.miss,
+            tb.class_p,
+            tb.kinds,
+            tb.sensors,
+            tb.last_sensor,
+            tb.free,
+            tb.ctr,
+            self._g,
+            self._kpar,
+            self._cpar,
+            self._spd,
+            self._slam,
+            self._C,
+            self._prior,
+            rec_tid,
+            rec_act,
+            rec_d2,
+        )
+        self.frontier = max(self.frontier, float(tt[-1]))
+        rec["mid"] = srt["mid"]
+        rec["track_id"] = rec_tid
+        rec["action"] = rec_act
+        rec["d2"] = rec_d2
+        return rec
+
+    def _end_step(self, t: float) -> None:
+        tb = self.table
+        hw = int(tb.ctr[C_HW])
+        _expire(tb.status, tb.miss, tb.t_upd, tb.class_p, self._g, self._cpar, t, hw, tb.ctr)
+        self.counters.merges += _merge(
+            tb.x,
+            tb.P,
+            tb.t,
+            tb.t_upd,
+            tb.tid,
+            tb.status,
+            tb.was_conf,
+            tb.hist,
+            tb.hits,
+            tb.miss,
+            tb.class_p,
+            tb.kinds,
+            tb.sensors,
+            tb.last_sensor,
+            tb.merged_into,
+            tb.ctr,
+            hw,
+            t,
+            self._g,
+            self._cpar,
+            self._prior,
+            self._C[int(Kind.FIBRE)],
+        )
+
+    def _grow_sensors(self, n: int) -> None:
+        if n > len(self._spd):
+            self._spd, self._slam = self.config.sensor_tables(n)
+
+    def _snapshot(self, t: float) -> Snapshot:
+        tb = self.table
+        hw = int(tb.ctr[C_HW])
+        st = tb.status[:hw]
+        idx = np.flatnonzero(st != FREE)
+        cp = tb.class_p[idx]
+        xo = np.empty((len(idx), 4))
+        Po = np.empty((len(idx), 4, 4))
+        _predict_batch(tb.x[idx], tb.P[idx], t - tb.t[idx], cp @ self._cpar[:, C_Q], xo, Po)
+        a = Po[:, 0, 0]
+        b = Po[:, 0, 1]
+        d = Po[:, 1, 1]
+        lam1 = 0.5 * (a + d) + np.sqrt(np.maximum(0.25 * (a - d) ** 2 + b * b, 0.0))
+        kinds = tb.kinds[idx]
+        miss_w = np.ones(len(idx))
+        for k in range(len(Kind)):
+            has = (kinds >> k) & 1
+            miss_w *= np.where(has == 1, 1.0 - self._w_kind[k], 1.0)
+        return Snapshot(
+            t=t,
+            track_id=tb.tid[idx],
+            status=st[idx].copy(),
+            was_confirmed=tb.was_conf[idx],
+            x=xo[:, 0].copy(),
+            y=xo[:, 1].copy(),
+            vx=xo[:, 2].copy(),
+            vy=xo[:, 3].copy(),
+            cov=Po,
+            pos_sigma=np.sqrt(np.maximum(lam1, 0.0)),
+            class_p=cp,
+            confidence=1.0 - miss_w,
+            kinds=kinds,
+            sensors=tb.sensors[idx],
+            t_update=tb.t_upd[idx],
+            t_birth=tb.t_birth[idx],
+            hits=tb.hits[idx],
+            merged_into=tb.merged_into[idx],
+        )
+
+    # ---------------------------------------------------------- late handling
+    def _checkpoint(self, t: float) -> None:
+        h = self.config.horizon_s
+        if h <= 0:
+            return
+        if not self._ckpts or t - self._ckpts[-1].step_t >= self.config.checkpoint_s:
+            self._ckpts.append(_Checkpoint(t, self.frontier, self.table.copy()))
+        # keep the newest checkpoint at or before t - h, and everything after it
+        cut = 0
+        for i, c in enumerate(self._ckpts):
+            if c.step_t <= t - h:
+                cut = i
+        if cut:
+            del self._ckpts[:cut]
+        first = self._ckpts[0]
+        self._step_times = [s for s in self._step_times if s > first.step_t]
+        if len(self._log):
+            self._log = self._log[self._log["t"] > first.frontier]
+
+    def _rewind(self, t_late: float, t_now: float, recs: list[np.ndarray]) -> int:
+        """Restore the newest checkpoint with ``frontier < t_late`` and replay the logged rows
+        (which include this step's) through the recorded step times, the last window being
+        the current step (whose end-of-step work the caller does). Returns rows replayed."""
+        k = 0
+        for i, c in enumerate(self._ckpts):
+            if c.frontier < t_late:
+                k = i
+        ck = self._ckpts[k]
+        del self._ckpts[k + 1 :]
+        self.table = ck.table.copy()
+        self.frontier = ck.frontier
+        steps = [s for s in self._step_times if s > ck.step_t]
+        self._step_times = [s for s in self._step_times if s <= ck.step_t]
+        log = self._log[self._log["t"] > ck.frontier]
+        self.counters.replays += 1
+        self.counters.replayed_rows += len(log)
+        lo = -math.inf
+        for s in steps:  # earlier steps: dead tracks stay DEAD so the final snapshot reports them
+            recs.append(self._process(log[(log["t"] > lo) & (log["t"] <= s)]))
+            self._end_step(s)
+            self._step_times.append(s)
+            lo = s
+        recs.append(self._process(log[log["t"] > lo]))
+        return len(log)
