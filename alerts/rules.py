@@ -1,0 +1,199 @@
+"""Alert rules on track updates: per-track history in, findings out (pure, no I/O).
+
+Signed distance ``sd`` is ``+border_dist_m`` on the home side and ``-border_dist_m``
+on the neighbour side (the contract's ``side`` decides). ``v_home`` is the velocity
+component along the border's home normal at the track (towards home, i.e. towards
+the line when on the neighbour side). Tracks of class ``animal`` raise nothing.
+
+Rules (settings from ``[alerts]``, see :class:`geo.site.AlertSettings`):
+
+* **crossing** — a confirmed track whose history holds a sighting at
+  ``sd <= -crossing_from_m`` at most ``crossing_window_s`` ago and that is now at
+  ``sd >= crossing_hysteresis_m``. The neighbour-side sighting is *consumed*: the same
+  track raises another crossing only after it is seen on the neighbour side again.
+  A *fibre-only* track (every contributing sensor a fibre unit) within
+  ``fibre_line_m`` of the line is a possible crossing, *corroborated* by
+  ``v_home >= fibre_min_speed_mps`` or by a second event at least
+  ``fibre_second_event_s`` after the first; uncorroborated it still raises, with
+  priority 4 (the engine raises the priority once corroborated). Class ``digging``
+  never counts as crossing.
+* **approach** — a confirmed track with ``-approach_m <= sd < 0`` and
+  ``v_home >= approach_min_speed_mps``; asks the engine for a CCP joint-patrol request.
+* **digging** — every update of class ``digging`` is reported with its chainage; the
+  engine counts them per chainage (see :mod:`alerts.lifecycle`).
+* **vehicle** — a confirmed ``vehicle`` track with ``class_p >= vehicle_min_p`` and
+  ``|sd| <= vehicle_m``.
+* **loitering** — a confirmed track with ``|sd| <= loiter_near_m`` observed for at
+  least ``loiter_s`` whose positions of the last ``loiter_s`` all lie within
+  ``loiter_radius_m`` of their centroid (checked at most every 5 s per track).
+
+Updates older than the track's latest are ignored (late or duplicated messages).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+from alerts.geometry import LineFrame
+from alerts.model import AlertKind, TrackUpdate
+from geo import Site
+from geo.site import AlertSettings
+
+__all__ = ["Finding", "Rules", "TrackHistory"]
+
+#: history points are kept at least this far apart in time (s)
+HISTORY_STEP_S = 1.0
+#: loitering is re-evaluated at most this often per track (s)
+LOITER_CHECK_S = 5.0
+
+
+@dataclass(slots=True)
+class TrackHistory:
+    """What the rules remember of one track."""
+
+    track_id: str
+    first_t: float
+    last_t: float = -math.inf
+    n: int = 0
+    neighbour_t: float | None = None  # last sighting at sd <= -crossing_from_m
+    pts: deque[tuple[float, float, float]] = field(default_factory=deque)  # (t, x, y)
+    next_loiter_check: float = -math.inf
+    ccp_sent: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A rule fired for a track update: the engine turns it into an alert (or not)."""
+
+    kind: AlertKind
+    corroborated: bool = True
+    ccp: bool = False
+    chain: float = math.nan
+    sd: float = math.nan
+    v_home: float = math.nan
+
+
+class Rules:
+    """The track rules of one site; :meth:`observe` is pure apart from ``hist``."""
+
+    def __init__(self, site: Site, settings: AlertSettings) -> None:
+        self.site = site
+        self.s = settings
+        self.frame = LineFrame(site)
+        self.home = site.home
+        self.approach_m = float(site.approach_m)
+        self._fibre = {d for d, k in site.sensor_kind.items() if k == "fibre"}
+        self._history_s = max(settings.loiter_s, 1.0) + 2 * LOITER_CHECK_S
+
+    def signed_distance(self, u: TrackUpdate) -> float:
+        """``sd``: the contract's unsigned distance signed by ``side``."""
+        return u.border_dist_m if u.side == self.home else -u.border_dist_m
+
+    def fibre_only(self, u: TrackUpdate) -> bool:
+        """Every sensor of the update is a fibre unit of the site."""
+        return bool(u.sensors) and all(d in self._fibre for d in u.sensors)
+
+    def observe(self, hist: TrackHistory, u: TrackUpdate) -> list[Finding]:
+        """Record ``u`` in ``hist`` and return the rules that fire (maybe none)."""
+        s = self.s
+        if u.t < hist.last_t:
+            return []
+        t = u.t
+        first_update = hist.n == 0
+        hist.n += 1
+        hist.last_t = t
+        sd = self.signed_distance(u)
+        if sd <= -s.crossing_from_m:
+            hist.neighbour_t = t
+        if not hist.pts or t - hist.pts[-1][0] >= HISTORY_STEP_S:
+            hist.pts.append((t, u.x, u.y))
+        while hist.pts and hist.pts[0][0] < t - self._history_s:
+            hist.pts.popleft()
+        if u.status == "lost" or u.cls == "animal":
+            return []
+        confirmed = u.status == "confirmed"
+        fibre_only = self.fibre_only(u)
+        dist = abs(sd)
+        near = (
+            u.cls == "digging"
+            or (fibre_only and dist <= s.fibre_line_m)
+            or (confirmed and -self.approach_m <= sd < 0.0)
+        )
+        chain = math.nan
+        v_home = math.nan
+        if near or confirmed:
+            chain, nx, ny = self.frame.at(u.x, u.y)
+            v_home = u.vx * nx + u.vy * ny
+        out: list[Finding] = []
+        if u.cls == "digging":
+            out.append(Finding(kind="digging", chain=chain, sd=sd))
+        else:
+            crossing = self._crossing(hist, u, sd, v_home, fibre_only, first_update)
+            if crossing is not None:
+                out.append(
+                    Finding(
+                        kind="crossing",
+                        corroborated=crossing[0],
+                        ccp=crossing[1],
+                        chain=chain,
+                        sd=sd,
+                        v_home=v_home,
+                    )
+                )
+        if confirmed and -self.approach_m <= sd < 0.0 and v_home >= s.approach_min_speed_mps:
+            out.append(Finding(kind="approach", ccp=True, chain=chain, sd=sd, v_home=v_home))
+        if (
+            confirmed
+            and u.cls == "vehicle"
+            and u.class_p >= s.vehicle_min_p
+            and dist <= s.vehicle_m
+        ):
+            out.append(Finding(kind="vehicle", chain=chain, sd=sd, v_home=v_home))
+        if confirmed and dist <= s.loiter_near_m and t >= hist.next_loiter_check:
+            hist.next_loiter_check = t + LOITER_CHECK_S
+            if self._loitering(hist, t):
+                out.append(Finding(kind="loitering", chain=chain, sd=sd, v_home=v_home))
+        return out
+
+    def _crossing(
+        self,
+        hist: TrackHistory,
+        u: TrackUpdate,
+        sd: float,
+        v_home: float,
+        fibre_only: bool,
+        first_update: bool,
+    ) -> tuple[bool, bool] | None:
+        """``(corroborated, ccp)`` when the crossing rule fires, else ``None``."""
+        s = self.s
+        nt = hist.neighbour_t
+        if (
+            u.status == "confirmed"
+            and nt is not None
+            and u.t - nt <= s.crossing_window_s
+            and sd >= s.crossing_hysteresis_m
+        ):
+            hist.neighbour_t = None  # consumed: one crossing per passage
+            return True, u.t - nt <= s.ccp_crossing_recent_s
+        if fibre_only and abs(sd) <= s.fibre_line_m:
+            moving_in = v_home >= s.fibre_min_speed_mps
+            second = not first_update and u.t - hist.first_t >= s.fibre_second_event_s
+            return moving_in or second, False
+        return None
+
+    def _loitering(self, hist: TrackHistory, t: float) -> bool:
+        """All points of the last ``loiter_s`` within ``loiter_radius_m`` of their
+        centroid, with the history reaching back at least ``loiter_s``."""
+        s = self.s
+        start = t - s.loiter_s
+        if not hist.pts or hist.pts[0][0] > start or hist.first_t > start:
+            return False
+        window = [(x, y) for (pt, x, y) in hist.pts if pt >= start]
+        if len(window) < 2:
+            return False
+        cx = sum(p[0] for p in window) / len(window)
+        cy = sum(p[1] for p in window) / len(window)
+        r2 = s.loiter_radius_m**2
+        return all((x - cx) ** 2 + (y - cy) ** 2 <= r2 for x, y in window)
