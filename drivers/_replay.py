@@ -6,7 +6,8 @@ string's UTF-8 bytes are fed on: whatever a device sent that was not a JSON obje
 Optional extension ``"at"``: the arrival time (epoch s).
 
 Arrival clock (the ``now`` given to :meth:`Ingest.handle`): ``at`` if present, else the
-payload's ``sent`` or ``t`` if it has one, never going backwards (lines are in arrival
+payload's ``sent`` or ``t`` if it has one, else its newest event ``t``, never going
+backwards (lines are in arrival
 order). Pacing: ``speed=None`` runs as fast as possible; ``speed=N`` sleeps so that
 arrival times are replayed at N x real time.
 
@@ -36,14 +37,19 @@ YIELD_EVERY = 256  # lines between event-loop yields when running as fast as pos
 
 class _Line(msgspec.Struct, gc=False):
     topic: str
-    payload: msgspec.Raw | None = None
+    payload: msgspec.Raw = msgspec.Raw(b"")  # empty: absent (Raw cannot be in a union)
     payload_raw: str | None = None
     at: float | None = None
+
+
+class _EventT(msgspec.Struct, gc=False):
+    t: float = -math.inf
 
 
 class _Clock(msgspec.Struct, gc=False):
     sent: float | None = None
     t: float | None = None
+    events: list[_EventT] = []
 
 
 _LINE = msgspec.json.Decoder(_Line)
@@ -75,7 +81,8 @@ def parse_lines(lines: Iterable[bytes], *, start: float = 0.0) -> Iterator[Repla
         except msgspec.DecodeError as exc:
             yield ReplayItem(lineno, "", line, clock, f"bad_replay_line: line {lineno}: {exc}")
             continue
-        if (rec.payload is None) == (rec.payload_raw is None):
+        has_payload = len(rec.payload) > 0
+        if has_payload == (rec.payload_raw is not None):
             why = (
                 "has both payload and payload_raw" if rec.payload is not None else "has no payload"
             )
@@ -83,16 +90,18 @@ def parse_lines(lines: Iterable[bytes], *, start: float = 0.0) -> Iterator[Repla
                 lineno, rec.topic, line, clock, f"bad_replay_line: line {lineno} {why}"
             )
             continue
-        if rec.payload is not None:
+        if has_payload:
             data = bytes(rec.payload)
         else:
             assert rec.payload_raw is not None
             data = rec.payload_raw.encode("utf-8", "surrogateescape")
         cand = rec.at
-        if cand is None and rec.payload is not None:
+        if cand is None and has_payload:
             try:
                 c = _CLOCK.decode(data)
                 cand = c.sent if c.sent is not None else c.t
+                if cand is None and c.events:
+                    cand = max(e.t for e in c.events)
             except msgspec.DecodeError:
                 cand = None
         if cand is not None and math.isfinite(cand):

@@ -12,8 +12,8 @@ import pytest
 
 import geo
 from drivers import Ingest, ReplaySource, SeqVerdict
-from drivers._dedup import SeqWindows
 from drivers._deadletter import excerpt
+from drivers._dedup import SeqWindows
 from fusion.measurements import Cls, Kind
 
 SITE = geo.default_site()
@@ -44,18 +44,31 @@ def ing() -> Ingest:
         (FT, fibre(1, device="FO-02"), "device_mismatch"),
         (FT, fibre(-1), "schema"),
         (FT, json.dumps({"device": "FO-01", "seq": 1, "events": []}).encode(), "empty_batch"),
-        (FT, fibre(1, [{"t": NOW, "chainage_m": 1.0, "class": "x", "confidence": 0.5}] * 10001),
-         "too_many_events"),
-        (FT, fibre(1, [{"t": NOW + 90000, "chainage_m": 1.0, "class": "walking", "confidence": 1}]),
-         "no_valid_events"),
-        (FT, fibre(1, [{"t": NOW, "chainage_m": 1e300, "class": "walking", "confidence": 1}]),
-         "no_valid_events"),
-        ("limes/v1/patrols/P1/position",
-         json.dumps({"unit": "P1", "t": NOW, "lat": 45.0, "lon": 21.0, "team": "XX",
-                     "available": True}).encode(), "bad_team"),
+        (
+            FT,
+            fibre(1, [{"t": NOW, "chainage_m": 1.0, "class": "x", "confidence": 0.5}] * 10001),
+            "too_many_events",
+        ),
+        (
+            FT,
+            fibre(1, [{"t": NOW + 90000, "chainage_m": 1.0, "class": "walking", "confidence": 1}]),
+            "no_valid_events",
+        ),
+        (
+            FT,
+            fibre(1, [{"t": NOW, "chainage_m": 1e300, "class": "walking", "confidence": 1}]),
+            "no_valid_events",
+        ),
+        (
+            "limes/v1/patrols/P1/position",
+            json.dumps(
+                {"unit": "P1", "t": NOW, "lat": 45.0, "lon": 21.0, "team": "XX", "available": True}
+            ).encode(),
+            "bad_team",
+        ),
         ("limes/v1/sensors/fibre/FO-01/status", b'{"state": "online", "t": 1.0}', "time_skew"),
     ],
-)  # fmt: skip
+)
 def test_rejects_have_specific_reasons(topic: str, payload: bytes, code: str) -> None:
     i = ing()
     res = i.handle(topic, payload, NOW)
@@ -66,7 +79,9 @@ def test_rejects_have_specific_reasons(topic: str, payload: bytes, code: str) ->
 
 
 def test_bad_events_rejected_alone_with_index() -> None:
-    evs = [{"t": NOW, "chainage_m": 10.0 * k, "class": "running", "confidence": 0.9} for k in range(6)]
+    evs = [
+        {"t": NOW, "chainage_m": 10.0 * k, "class": "running", "confidence": 0.9} for k in range(6)
+    ]
     evs[1]["confidence"] = 1.5
     evs[3]["t"] = NOW - 2 * 86400
     evs[4]["class"] = "dancing"
@@ -114,10 +129,23 @@ def test_seq_window_is_bounded() -> None:
 
 
 def test_fibre_normalization_matches_site_geometry() -> None:
-    res = ing().handle(FT, fibre(1, [
-        {"t": NOW, "chainage_m": 1000.0, "class": "digging", "confidence": 0.8, "extent_m": 20,
-         "energy": 3.5},
-    ]), NOW)  # fmt: skip
+    res = ing().handle(
+        FT,
+        fibre(
+            1,
+            [
+                {
+                    "t": NOW,
+                    "chainage_m": 1000.0,
+                    "class": "digging",
+                    "confidence": 0.8,
+                    "extent_m": 20,
+                    "energy": 3.5,
+                },
+            ],
+        ),
+        NOW,
+    )
     (row,) = res.meas
     x, y, chain, tx, ty = SITE.fibre_points("FO-01", np.array([1000.0]))
     assert row["kind"] == Kind.FIBRE
@@ -147,7 +175,9 @@ def test_thermal_bearing_only_and_camera_moved_by_status() -> None:
     assert m["r"][1] == pytest.approx(math.sqrt(800.0**2 - cam.height_m**2))
     ox0 = m["ox"][0]
     st = {"device": cam.id, "t": NOW, "state": "online", "lat": cam.lat + 0.01, "lon": cam.lon}
-    assert i.handle(f"limes/v1/sensors/thermal/{cam.id}/status", json.dumps(st).encode(), NOW).accepted
+    assert i.handle(
+        f"limes/v1/sensors/thermal/{cam.id}/status", json.dumps(st).encode(), NOW
+    ).accepted
     b["seq"] = 2
     m2 = i.handle(topic, json.dumps(b).encode(), NOW).meas
     assert m2["oy"][0] > m["oy"][0]
@@ -156,9 +186,21 @@ def test_thermal_bearing_only_and_camera_moved_by_status() -> None:
 
 
 def test_msv_plot() -> None:
-    b = {"device": "MSV-1", "seq": 1, "platform": {"lat": 45.5, "lon": 21.0, "heading_deg": 0},
-         "events": [{"t": NOW, "range_m": 1000.0, "azimuth_deg": 0.0, "class": "vehicle",
-                     "confidence": 0.6, "radial_velocity_mps": -2.0}]}  # fmt: skip
+    b = {
+        "device": "MSV-1",
+        "seq": 1,
+        "platform": {"lat": 45.5, "lon": 21.0, "heading_deg": 0},
+        "events": [
+            {
+                "t": NOW,
+                "range_m": 1000.0,
+                "azimuth_deg": 0.0,
+                "class": "vehicle",
+                "confidence": 0.6,
+                "radial_velocity_mps": -2.0,
+            }
+        ],
+    }
     (row,) = ing().handle("limes/v1/sensors/msv/MSV-1/events", json.dumps(b).encode(), NOW).meas
     assert row["kind"] == Kind.MSV
     assert row["cls"] == Cls.VEHICLE

@@ -6,7 +6,7 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import aiomqtt
 import msgspec
@@ -33,10 +33,11 @@ WAIT_S = 20.0
 def batch(seq: int, n: int = 3, device: str = "FO-01") -> bytes:
     now = time.time()
     events = [
-        {"t": now, "chainage_m": 100.0 + i, "class": "walking", "confidence": 0.7}
-        for i in range(n)
+        {"t": now, "chainage_m": 100.0 + i, "class": "walking", "confidence": 0.7} for i in range(n)
     ]
-    return json.dumps({"v": 1, "device": device, "seq": seq, "sent": now, "events": events}).encode()
+    return json.dumps(
+        {"v": 1, "device": device, "seq": seq, "sent": now, "events": events}
+    ).encode()
 
 
 class Collector:
@@ -62,9 +63,13 @@ class Collector:
 
 def settings(broker: MosquittoServer, client_id: str) -> MqttSettings:
     return MqttSettings(
-        host=broker.host, port=broker.port, client_id=client_id, backoff_initial_s=0.05,
-        backoff_max_s=0.5, timeout_s=5.0,
-    )  # fmt: skip
+        host=broker.host,
+        port=broker.port,
+        client_id=client_id,
+        backoff_initial_s=0.05,
+        backoff_max_s=0.5,
+        timeout_s=5.0,
+    )
 
 
 async def publish_all(broker: MosquittoServer, msgs: list[tuple[str, bytes]]) -> None:
@@ -88,12 +93,15 @@ async def test_batches_decoded_duplicates_once_and_dead_letters(
     async with MqttDriver(ingest, settings(mqtt_broker, "t-decode"), sink) as drv:
         async with asyncio.timeout(WAIT_S):
             await drv.wait_connected()
-        await publish_all(mqtt_broker, [
-            (FIBRE_TOPIC, batch(1)),
-            (FIBRE_TOPIC, batch(1)),  # QoS 1 redelivery of the same batch
-            (FIBRE_TOPIC, b"{not json"),
-            (FIBRE_TOPIC, batch(2)),
-        ])  # fmt: skip
+        await publish_all(
+            mqtt_broker,
+            [
+                (FIBRE_TOPIC, batch(1)),
+                (FIBRE_TOPIC, batch(1)),  # QoS 1 redelivery of the same batch
+                (FIBRE_TOPIC, b"{not json"),
+                (FIBRE_TOPIC, batch(2)),
+            ],
+        )
         await sink.wait(lambda: len(sink.results) >= 4)
         async with asyncio.timeout(WAIT_S):
             dead = await anext(aiomqtt_messages(watcher))
@@ -172,9 +180,13 @@ async def run_and_kill(script: str, broker: MosquittoServer) -> None:
     """Run ``script`` in a child process until it prints "ready", then SIGKILL it (a crash:
     no DISCONNECT, so the broker publishes the last will)."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", script, broker.host, str(broker.port),
+        sys.executable,
+        "-c",
+        script,
+        broker.host,
+        str(broker.port),
         stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+    )
     try:
         assert proc.stdout is not None
         async with asyncio.timeout(WAIT_S):
@@ -187,19 +199,29 @@ async def run_and_kill(script: str, broker: MosquittoServer) -> None:
 
 async def test_last_will_published_when_service_dies(mqtt_broker: MosquittoServer) -> None:
     """Availability goes ``offline`` by last will when the service process dies."""
-    await run_and_kill(SERVICE_SCRIPT, mqtt_broker)
+    async with aiomqtt.Client(mqtt_broker.host, mqtt_broker.port) as watch:
+        await watch.subscribe(AVAILABLE_TOPIC, qos=1)
+        await run_and_kill(SERVICE_SCRIPT, mqtt_broker)
+        await wait_payload(watch, lambda p: p == b"offline")
+    assert await retained(mqtt_broker, AVAILABLE_TOPIC) == b"offline"
+
+
+async def wait_payload(client: aiomqtt.Client, pred: Callable[[bytes], bool]) -> None:
+    """Wait for a message whose payload satisfies ``pred`` (retained or live)."""
     async with asyncio.timeout(WAIT_S):
-        while await retained(mqtt_broker, AVAILABLE_TOPIC) != b"offline":
-            await asyncio.sleep(0.1)
+        async for m in client.messages:
+            if isinstance(m.payload, bytes) and pred(m.payload):
+                return
 
 
 async def test_device_status_retained_and_last_will(mqtt_broker: MosquittoServer) -> None:
     """A device's retained status, then its last will, reach a service started later."""
-    await run_and_kill(DEVICE_SCRIPT, mqtt_broker)
     topic = "limes/v1/sensors/fibre/FO-02/status"
-    async with asyncio.timeout(WAIT_S):
-        while b"offline" not in await retained(mqtt_broker, topic):
-            await asyncio.sleep(0.1)
+    async with aiomqtt.Client(mqtt_broker.host, mqtt_broker.port) as watch:
+        await watch.subscribe(topic, qos=1)
+        await run_and_kill(DEVICE_SCRIPT, mqtt_broker)
+        await wait_payload(watch, lambda p: b"offline" in p)
+    assert b"offline" in await retained(mqtt_broker, topic)
     sink = Collector()
     ingest = Ingest(SITE, started=time.time())
     async with MqttDriver(ingest, settings(mqtt_broker, "t-status"), sink):
@@ -215,11 +237,11 @@ async def test_unacked_message_redelivered_after_crash(fresh_mqtt_broker: Mosqui
     broker = fresh_mqtt_broker
     cfg = settings(broker, "t-crash")
 
-    class Boom(Exception):
+    class BoomError(Exception):
         pass
 
     async def crash(res: IngestResult) -> None:
-        raise Boom
+        raise BoomError
 
     # first session: subscribe (persistent), then crash on the first message
     ingest = Ingest(SITE, started=time.time())
@@ -229,7 +251,7 @@ async def test_unacked_message_redelivered_after_crash(fresh_mqtt_broker: Mosqui
                 await drv.wait_connected()
             await publish_all(broker, [(FIBRE_TOPIC, batch(7))])
             await asyncio.sleep(WAIT_S)
-    assert info.group_contains(Boom)
+    assert info.group_contains(BoomError)
     sink = Collector()
     async with MqttDriver(Ingest(SITE, started=time.time()), cfg, sink):
         await sink.wait(lambda: 7 in sink.seqs())
