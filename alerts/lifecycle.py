@@ -357,6 +357,8 @@ class AlertEngine:
         sector = self._sector(u.sector)
         group = self._group_candidate(f.kind, sector, u.x, u.y)
         if group is not None:
+            if self.alerts[group].ccp_request_id is not None:
+                hist.ccp_sent = True  # the intrusion already has its joint-patrol request
             self._join(group, u, f, d)
             return
         if not self._rate_ok(sector):
