@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from fusion._jit import F8, I8, kernel
+from fusion._jit import F8, I8, inline_kernel, kernel
 
 _BIG = 1e12
 
 
-@kernel
+@inline_kernel
 def _find(parent: I8, a: int) -> int:
     while parent[a] != a:
         parent[a] = parent[parent[a]]

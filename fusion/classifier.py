@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fusion._jit import F8, kernel
+from fusion._jit import F8, inline_kernel
 from fusion.measurements import N_CLASSES, Cls, Kind
 
 #: default class prior
@@ -57,7 +57,7 @@ def default_confusion() -> F8:
     return C
 
 
-@kernel
+@inline_kernel
 def _class_update(p: F8, prior: F8, C: F8, cls: int, conf: float, eps: float) -> None:
     """In-place Bayesian update of ``p`` (6,) with one report; ``C`` is that kind's (6, 6)."""
     n = p.shape[0]

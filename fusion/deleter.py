@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from fusion._jit import B1, F8, I4, I8, U1, kernel
+from fusion._jit import B1, F8, I4, I8, U1, inline_kernel, kernel
 from fusion.config import C_TIMEOUT, G_CONF_MISS, G_TENT_MISS, G_TENT_TIMEOUT
 from fusion.state import C_NLIVE, CONFIRMED, DEAD, TENTATIVE
 
 
-@kernel
+@inline_kernel
 def _argmax(p: F8) -> int:
     b = 0
     for k in range(1, p.shape[0]):
@@ -25,7 +25,7 @@ def _argmax(p: F8) -> int:
     return b
 
 
-@kernel
+@inline_kernel
 def _is_expired(st: int, miss: int, age: float, p: F8, g: F8, cpar: F8) -> bool:
     """True if a track with status ``st``, ``miss`` consecutive misses and ``age`` seconds since
     its last update must end (``age`` NaN never expires by time)."""

@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-from fusion._jit import F8, I4, I8, U1, U4, U8, kernel
+from fusion._jit import F8, I4, I8, U1, U4, U8, inline_kernel, kernel
 from fusion.classifier import _class_update
 from fusion.config import (
     C_Q,
@@ -43,7 +43,7 @@ PERSON = int(Cls.PERSON)
 GROUP = int(Cls.GROUP)
 
 
-@kernel
+@inline_kernel
 def _d2_2x2(a0: float, a1: float, s00: float, s01: float, s11: float) -> float:
     det = s00 * s11 - s01 * s01
     if not (det > 0.0):
@@ -51,7 +51,7 @@ def _d2_2x2(a0: float, a1: float, s00: float, s01: float, s11: float) -> float:
     return (s11 * a0 * a0 - 2.0 * s01 * a0 * a1 + s00 * a1 * a1) / det
 
 
-@kernel
+@inline_kernel
 def _pair_kind(
     i: int, j: int, XP: F8, PP: F8, t_upd: F8, last_sensor: I4, class_p: F8, g: F8
 ) -> int:

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from fusion._jit import F8, kernel
+from fusion._jit import F8, inline_kernel, kernel
 
 
-@kernel
+@inline_kernel
 def _predict_one(x: F8, P: F8, dt: float, q: float, xo: F8, Po: F8) -> None:
     """Write ``F x`` into ``xo`` (4,) and ``F P F^T + Q`` into ``Po`` (4, 4). Never raises."""
     xo[0] = x[0] + dt * x[2]

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fusion._jit import F8, I4, I8, U1, U4, U8, Rec, kernel
+from fusion._jit import F8, I4, I8, U1, U4, U8, Rec, inline_kernel, kernel
 from fusion.associator import _assign
 from fusion.classifier import _class_update
 from fusion.config import (
@@ -64,6 +64,7 @@ from fusion.config import (
     K_LAM,
     K_PD,
     K_SCAN_MISS,
+    K_WEIGHT,
     TrackerConfig,
 )
 from fusion.deleter import _expire, _is_expired
@@ -71,7 +72,7 @@ from fusion.gater import _gate_frame
 from fusion.initiator import _init_state
 from fusion.measurements import MEAS_DTYPE, N_CLASSES, Cls, Kind, MeasArray
 from fusion.merger import _merge
-from fusion.predictor import _predict_batch, _predict_one
+from fusion.predictor import _predict_one
 from fusion.state import (
     C_HW,
     C_NEXT_ID,
@@ -96,7 +97,7 @@ _LOG2PI = math.log(2.0 * math.pi)
 _GROUP = int(Cls.GROUP)
 
 
-@kernel
+@inline_kernel
 def _popcount(v: int) -> int:
     c = 0
     while v:
@@ -155,6 +156,7 @@ def _run(
     nu = np.empty(3)
     H = np.zeros((3, 4))
     R = np.zeros((3, 3))
+    ws = np.zeros((7, 4, 4))
     gate = g[G_GATE]
     across = g[G_ACROSS]
     s_vr = g[G_SVR]
@@ -259,7 +261,7 @@ def _run(
                 H,
                 R,
             )
-            d2 = _kf_update(XP[i], PP[i], nu, H, R, k, x[i], P[i])
+            d2 = _kf_update(XP[i], PP[i], nu, H, R, k, x[i], P[i], ws)
             t[i] = tf
             t_upd[i] = tf
             hits[i] += 1
@@ -384,6 +386,152 @@ def _free_dead(status: U1, tid: I8, merged_into: I8, free: I8, ctr: I8) -> None:
     ctr[C_HW] = hw
 
 
+@kernel
+def _finish(
+    x: F8,
+    P: F8,
+    t: F8,
+    t_upd: F8,
+    t_birth: F8,
+    tid: I8,
+    status: U1,
+    was_conf: U1,
+    hist: U4,
+    hits: I4,
+    miss: I4,
+    class_p: F8,
+    kinds: U1,
+    sensors: U8,
+    last_sensor: I4,
+    merged_into: I8,
+    free: I8,
+    ctr: I8,
+    now: float,
+    emit: bool,
+    g: F8,
+    kpar: F8,
+    cpar: F8,
+    prior: F8,
+    C_fibre: F8,
+) -> tuple[int, I8, U1, U1, F8, F8, F8, F8, F8, U1, U8, F8, F8, I4, I8]:
+    """End of step at ``now``: expire, merge, and (``emit``) snapshot + free DEAD slots.
+
+    Snapshot rows are the non-free slots in slot order: ``(n_merged, tid, status, was_conf,
+    x (n, 4) predicted to now, P (n, 4, 4), pos_sigma, class_p, confidence, kinds, sensors,
+    t_upd, t_birth, hits, merged_into)``.
+    """
+    hw = ctr[C_HW]
+    _expire(status, miss, t_upd, class_p, g, cpar, now, hw, ctr)
+    n_merged = _merge(
+        x,
+        P,
+        t,
+        t_upd,
+        tid,
+        status,
+        was_conf,
+        hist,
+        hits,
+        miss,
+        class_p,
+        kinds,
+        sensors,
+        last_sensor,
+        merged_into,
+        ctr,
+        hw,
+        now,
+        g,
+        cpar,
+        prior,
+        C_fibre,
+    )
+    n = 0
+    if emit:
+        for i in range(hw):
+            if status[i] != FREE:
+                n += 1
+    o_tid = np.empty(n, dtype=np.int64)
+    o_st = np.empty(n, dtype=np.uint8)
+    o_wc = np.empty(n, dtype=np.uint8)
+    o_x = np.empty((n, 4))
+    o_P = np.empty((n, 4, 4))
+    o_sig = np.empty(n)
+    o_cp = np.empty((n, class_p.shape[1]))
+    o_conf = np.empty(n)
+    o_kinds = np.empty(n, dtype=np.uint8)
+    o_sens = np.empty((n, sensors.shape[1]), dtype=np.uint64)
+    o_tu = np.empty(n)
+    o_tb = np.empty(n)
+    o_hits = np.empty(n, dtype=np.int32)
+    o_mi = np.empty(n, dtype=np.int64)
+    if not emit:
+        return (
+            n_merged,
+            o_tid,
+            o_st,
+            o_wc,
+            o_x,
+            o_P,
+            o_sig,
+            o_cp,
+            o_conf,
+            o_kinds,
+            o_sens,
+            o_tu,
+            o_tb,
+            o_hits,
+            o_mi,
+        )
+    r = 0
+    for i in range(hw):
+        if status[i] == FREE:
+            continue
+        q = 0.0
+        for k in range(class_p.shape[1]):
+            q += class_p[i, k] * cpar[k, C_Q]
+            o_cp[r, k] = class_p[i, k]
+        _predict_one(x[i], P[i], now - t[i], q, o_x[r], o_P[r])
+        a = o_P[r, 0, 0]
+        b = o_P[r, 0, 1]
+        d = o_P[r, 1, 1]
+        o_sig[r] = math.sqrt(max(0.5 * (a + d) + math.sqrt(0.25 * (a - d) ** 2 + b * b), 0.0))
+        pm = 1.0
+        for k in range(kpar.shape[0]):
+            if (kinds[i] >> k) & 1:
+                pm *= 1.0 - kpar[k, K_WEIGHT]
+        o_conf[r] = 1.0 - pm
+        o_tid[r] = tid[i]
+        o_st[r] = status[i]
+        o_wc[r] = was_conf[i]
+        o_kinds[r] = kinds[i]
+        for w in range(sensors.shape[1]):
+            o_sens[r, w] = sensors[i, w]
+        o_tu[r] = t_upd[i]
+        o_tb[r] = t_birth[i]
+        o_hits[r] = hits[i]
+        o_mi[r] = merged_into[i]
+        r += 1
+    _free_dead(status, tid, merged_into, free, ctr)
+    return (
+        n_merged,
+        o_tid,
+        o_st,
+        o_wc,
+        o_x,
+        o_P,
+        o_sig,
+        o_cp,
+        o_conf,
+        o_kinds,
+        o_sens,
+        o_tu,
+        o_tb,
+        o_hits,
+        o_mi,
+    )
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """Struct-of-arrays view of the tracks after a step, predicted to ``t``.
@@ -475,7 +623,7 @@ class Tracker:
         self._g, self._kpar, self._cpar, self._prior = self.config.pack()
         self._spd, self._slam = self.config.sensor_tables(n_sensors)
         self._C = np.ascontiguousarray(self.config.confusion())
-        self._w_kind = self._kpar[:, 4].copy()
+        self._C_fibre = np.ascontiguousarray(self._C[int(Kind.FIBRE)])
         self.table = TrackTable(64)
         self.frontier = -math.inf  # newest measurement time processed
         self.counters = _Counters()
@@ -525,16 +673,9 @@ class Tracker:
             replayed = self._rewind(float(meas["t"][old].min()), t, recs)
         else:
             recs.append(self._process(meas))
-        self._end_step(t)
+        snap = self._end_step(t, emit=True)
+        assert snap is not None
         self._step_times.append(t)
-        snap = self._snapshot(t)
-        _free_dead(
-            self.table.status,
-            self.table.tid,
-            self.table.merged_into,
-            self.table.free,
-            self.table.ctr,
-        )
         self._checkpoint(t)
         rec = np.concatenate(recs) if len(recs) > 1 else recs[0]
         n_invalid = int(np.count_nonzero(rec["action"] == INVALID))
@@ -607,15 +748,14 @@ class Tracker:
         rec["d2"] = rec_d2
         return rec
 
-    def _end_step(self, t: float) -> None:
+    def _end_step(self, t: float, *, emit: bool) -> Snapshot | None:
         tb = self.table
-        hw = int(tb.ctr[C_HW])
-        _expire(tb.status, tb.miss, tb.t_upd, tb.class_p, self._g, self._cpar, t, hw, tb.ctr)
-        self.counters.merges += _merge(
+        res = _finish(
             tb.x,
             tb.P,
             tb.t,
             tb.t_upd,
+            tb.t_birth,
             tb.tid,
             tb.status,
             tb.was_conf,
@@ -627,57 +767,44 @@ class Tracker:
             tb.sensors,
             tb.last_sensor,
             tb.merged_into,
+            tb.free,
             tb.ctr,
-            hw,
             t,
+            emit,
             self._g,
+            self._kpar,
             self._cpar,
             self._prior,
-            self._C[int(Kind.FIBRE)],
+            self._C_fibre,
+        )
+        self.counters.merges += res[0]
+        if not emit:
+            return None
+        _, tid, st, wc, xo, Po, sig, cp, conf, kinds, sens, tu, tbirth, hits, mi = res
+        return Snapshot(
+            t=t,
+            track_id=tid,
+            status=st,
+            was_confirmed=wc,
+            x=xo[:, 0],
+            y=xo[:, 1],
+            vx=xo[:, 2],
+            vy=xo[:, 3],
+            cov=Po,
+            pos_sigma=sig,
+            class_p=cp,
+            confidence=conf,
+            kinds=kinds,
+            sensors=sens,
+            t_update=tu,
+            t_birth=tbirth,
+            hits=hits,
+            merged_into=mi,
         )
 
     def _grow_sensors(self, n: int) -> None:
         if n > len(self._spd):
             self._spd, self._slam = self.config.sensor_tables(n)
-
-    def _snapshot(self, t: float) -> Snapshot:
-        tb = self.table
-        hw = int(tb.ctr[C_HW])
-        st = tb.status[:hw]
-        idx = np.flatnonzero(st != FREE)
-        cp = tb.class_p[idx]
-        xo = np.empty((len(idx), 4))
-        Po = np.empty((len(idx), 4, 4))
-        _predict_batch(tb.x[idx], tb.P[idx], t - tb.t[idx], cp @ self._cpar[:, C_Q], xo, Po)
-        a = Po[:, 0, 0]
-        b = Po[:, 0, 1]
-        d = Po[:, 1, 1]
-        lam1 = 0.5 * (a + d) + np.sqrt(np.maximum(0.25 * (a - d) ** 2 + b * b, 0.0))
-        kinds = tb.kinds[idx]
-        miss_w = np.ones(len(idx))
-        for k in range(len(Kind)):
-            has = (kinds >> k) & 1
-            miss_w *= np.where(has == 1, 1.0 - self._w_kind[k], 1.0)
-        return Snapshot(
-            t=t,
-            track_id=tb.tid[idx],
-            status=st[idx].copy(),
-            was_confirmed=tb.was_conf[idx],
-            x=xo[:, 0].copy(),
-            y=xo[:, 1].copy(),
-            vx=xo[:, 2].copy(),
-            vy=xo[:, 3].copy(),
-            cov=Po,
-            pos_sigma=np.sqrt(np.maximum(lam1, 0.0)),
-            class_p=cp,
-            confidence=1.0 - miss_w,
-            kinds=kinds,
-            sensors=tb.sensors[idx],
-            t_update=tb.t_upd[idx],
-            t_birth=tb.t_birth[idx],
-            hits=tb.hits[idx],
-            merged_into=tb.merged_into[idx],
-        )
 
     # ---------------------------------------------------------- late handling
     def _checkpoint(self, t: float) -> None:
@@ -718,7 +845,7 @@ class Tracker:
         lo = -math.inf
         for s in steps:  # earlier steps: dead tracks stay DEAD so the final snapshot reports them
             recs.append(self._process(log[(log["t"] > lo) & (log["t"] <= s)]))
-            self._end_step(s)
+            self._end_step(s, emit=False)
             self._step_times.append(s)
             lo = s
         recs.append(self._process(log[log["t"] > lo]))

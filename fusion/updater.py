@@ -27,7 +27,7 @@ import math
 
 import numpy as np
 
-from fusion._jit import F8, kernel
+from fusion._jit import F8, inline_kernel, kernel
 from fusion.measurements import Kind
 
 POINT = int(Kind.POINT)
@@ -36,13 +36,13 @@ THERMAL = int(Kind.THERMAL)
 MSV = int(Kind.MSV)
 
 
-@kernel
+@inline_kernel
 def _wrap_pi(a: float) -> float:
     """Angle wrapped into (-pi, pi]."""
     return a - 2.0 * math.pi * math.floor((a + math.pi) / (2.0 * math.pi))
 
 
-@kernel
+@inline_kernel
 def _point_model(
     mx: float, my: float, rxx: float, rxy: float, ryy: float, xp: F8, nu: F8, H: F8, R: F8
 ) -> int:
@@ -67,7 +67,7 @@ def _point_model(
     return 2 if ok else 0
 
 
-@kernel
+@inline_kernel
 def _fibre_cov(
     tx: float, ty: float, extent: float, across: float
 ) -> tuple[bool, float, float, float]:
@@ -85,7 +85,7 @@ def _fibre_cov(
     return True, sa2 * ux * ux + sc2 * uy * uy, (sa2 - sc2) * ux * uy, sa2 * uy * uy + sc2 * ux * ux
 
 
-@kernel
+@inline_kernel
 def _model(
     kind: int,
     mx: float,
@@ -157,7 +157,7 @@ def _model(
     return _point_model(mx, my, cxx, cxy, cyy, xp, nu, H, R)
 
 
-@kernel
+@inline_kernel
 def _innov_cov(P: F8, nu: F8, H: F8, R: F8, k: int, S: F8, L: F8, w: F8) -> tuple[float, float]:
     """``S = H P H^T + R``, its Cholesky ``L``; return ``(d2, log|S|)``, ``d2 = inf`` if not PD."""
     for a in range(k):
@@ -203,11 +203,13 @@ def _innov_cov(P: F8, nu: F8, H: F8, R: F8, k: int, S: F8, L: F8, w: F8) -> tupl
 
 
 @kernel
-def _kf_update(xp: F8, Pp: F8, nu: F8, H: F8, R: F8, k: int, xo: F8, Po: F8) -> float:
-    """Kalman update of ``(xp, Pp)`` into ``(xo, Po)``; returns d2 (``inf``: left unchanged)."""
-    S = np.empty((3, 3))
-    L = np.zeros((3, 3))
-    y = np.empty(3)
+def _kf_update(xp: F8, Pp: F8, nu: F8, H: F8, R: F8, k: int, xo: F8, Po: F8, ws: F8) -> float:
+    """Kalman update of ``(xp, Pp)`` into ``(xo, Po)``; returns d2 (``inf``: left unchanged).
+
+    ``ws`` is caller-owned scratch of shape (7, 4, 4) (no allocation per update)."""
+    S = ws[0]
+    L = ws[1]
+    y = ws[2, 0]
     d2, _ = _innov_cov(Pp, nu, H, R, k, S, L, y)
     if not math.isfinite(d2):
         for i in range(4):
@@ -216,14 +218,14 @@ def _kf_update(xp: F8, Pp: F8, nu: F8, H: F8, R: F8, k: int, xo: F8, Po: F8) -> 
                 Po[i, j] = Pp[i, j]
         return d2
     # PHt (4, k) = P H^T ; K = PHt S^-1 via the Cholesky factor (solve L L^T K^T = PHt^T)
-    PHt = np.zeros((4, 3))
+    PHt = ws[3]
     for i in range(4):
         for a in range(k):
             acc = 0.0
             for j in range(4):
                 acc += Pp[i, j] * H[a, j]
             PHt[i, a] = acc
-    K = np.zeros((4, 3))
+    K = ws[4]
     for i in range(4):
         for a in range(k):  # forward
             s = PHt[i, a]
@@ -241,14 +243,14 @@ def _kf_update(xp: F8, Pp: F8, nu: F8, H: F8, R: F8, k: int, xo: F8, Po: F8) -> 
             acc += K[i, a] * nu[a]
         xo[i] = acc
     # Joseph form: A = I - K H ; P = A Pp A^T + K R K^T
-    A = np.zeros((4, 4))
+    A = ws[5]
     for i in range(4):
         for j in range(4):
             acc = 1.0 if i == j else 0.0
             for a in range(k):
                 acc -= K[i, a] * H[a, j]
             A[i, j] = acc
-    AP = np.zeros((4, 4))
+    AP = ws[6]
     for i in range(4):
         for j in range(4):
             acc = 0.0
@@ -278,6 +280,7 @@ def _update_rows(
     nu = np.empty(3)
     H = np.zeros((3, 4))
     R = np.zeros((3, 3))
+    ws = np.zeros((7, 4, 4))
     for i in range(xp.shape[0]):
         zi = z[i]
         k = _model(
@@ -311,7 +314,7 @@ def _update_rows(
                 for b in range(4):
                     Po[i, a, b] = Pp[i, a, b]
         else:
-            d2o[i] = _kf_update(xp[i], Pp[i], nu, H, R, k, xo[i], Po[i])
+            d2o[i] = _kf_update(xp[i], Pp[i], nu, H, R, k, xo[i], Po[i], ws)
 
 
 #: column order of ``z`` for :func:`update`
