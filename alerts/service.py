@@ -121,8 +121,17 @@ class AlertService:
     async def run(self, client: Any) -> None:
         """Subscribe ``client`` (a connected ``aiomqtt.Client``) to acks and patrol
         positions and consume them until cancelled."""
+        await self.subscribe(client)
+        await self.consume(client)
+
+    async def subscribe(self, client: Any) -> None:
+        """Subscribe ``client`` to acks and patrol positions (QoS 1)."""
         await client.subscribe(ACK_FILTER, qos=1)
         await client.subscribe(PATROL_FILTER, qos=1)
+
+    async def consume(self, client: Any) -> None:
+        """Handle ``client``'s messages on the two filters until cancelled; other
+        messages (the client's other subscriptions) are left alone."""
         async for message in client.messages:
             if not (message.topic.matches(ACK_FILTER) or message.topic.matches(PATROL_FILTER)):
                 continue  # the client's other subscriptions belong to someone else
