@@ -60,6 +60,18 @@ def _site_check(args: argparse.Namespace) -> int:
     return 0 if ok else 2
 
 
+def _sim(args: argparse.Namespace) -> int:
+    from sim_sensors.cli import main as sim_main
+
+    return sim_main(args.argv)
+
+
+def _score(args: argparse.Namespace) -> int:
+    from sim_sensors.score import main as score_main
+
+    return score_main(args.argv)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every sub-command."""
     parser = argparse.ArgumentParser(prog="limes", description=__doc__)
@@ -73,6 +85,16 @@ def build_parser() -> argparse.ArgumentParser:
     check = site_sub.add_parser("check", help="validate site files; exit 2 if any is invalid")
     check.add_argument("files", type=Path, nargs="+")
     check.set_defaults(handler=_site_check)
+
+    # sim and score parse their own arguments (sim_sensors.cli, sim_sensors.score); no
+    # prefix chars here, so every argument after the sub-command is passed through
+    for name, handler, text in (
+        ("sim", _sim, "generate a scenario (limes sim --help)"),
+        ("score", _score, "score tracks and alerts against truth (limes score --help)"),
+    ):
+        passthrough = sub.add_parser(name, add_help=False, prefix_chars="\x00", help=text)
+        passthrough.add_argument("argv", nargs=argparse.REMAINDER)
+        passthrough.set_defaults(handler=handler)
     return parser
 
 
