@@ -1,0 +1,169 @@
+"""Slow, obvious twins of the fusion kernels (numpy + loops), for kernel-vs-twin tests."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+F8 = npt.NDArray[np.float64]
+FIBRE, THERMAL, MSV, POINT = 0, 1, 2, 3
+
+
+def predict(x: F8, P: F8, dt: float, q: float) -> tuple[F8, F8]:
+    """CV prediction with the textbook F and continuous white-noise-acceleration Q."""
+    F = np.eye(4)
+    F[0, 2] = F[1, 3] = dt
+    a = abs(dt)
+    q1 = np.array([[a**3 / 3, a**2 / 2], [a**2 / 2, a]]) * q
+    Q = np.zeros((4, 4))
+    Q[np.ix_([0, 2], [0, 2])] = q1
+    Q[np.ix_([1, 3], [1, 3])] = q1
+    # x: explicit rows, so a NaN component only poisons what depends on it
+    xo = np.array([x[0] + dt * x[2], x[1] + dt * x[3], x[2], x[3]])
+    return xo, F @ P @ F.T + Q
+
+
+def fibre_R(tx: float, ty: float, extent: float, across: float) -> F8 | None:
+    """``sa^2 t t^T + sc^2 n n^T`` or None when the tangent is unusable."""
+    nrm = math.hypot(tx, ty)
+    if not (0.5 < nrm < 2.0):
+        return None
+    t = np.array([tx, ty]) / nrm
+    n = np.array([-t[1], t[0]])
+    ext = extent if math.isfinite(extent) else 10.0
+    sa = max(5.0, ext / 2)
+    return sa**2 * np.outer(t, t) + across**2 * np.outer(n, n)
+
+
+def model(row: Any, xp: F8, across: float = 10.0, s_vr: float = 0.5) -> tuple[F8, F8, F8] | None:
+    """``(nu, H, R)`` for one measurement row at predicted state ``xp``; None if unusable."""
+    kind = int(row["kind"])
+
+    def point(R: F8) -> tuple[F8, F8, F8] | None:
+        nu = np.array([row["x"] - xp[0], row["y"] - xp[1]])
+        H = np.zeros((2, 4))
+        H[0, 0] = H[1, 1] = 1.0
+        ok = np.all(np.isfinite(nu)) and R[0, 0] > 0 and R[1, 1] > 0 and np.linalg.det(R) > 0
+        return (nu, H, R) if ok else None
+
+    Rc = np.array([[row["cxx"], row["cxy"]], [row["cxy"], row["cyy"]]], dtype=np.float64)
+    if kind == FIBRE:
+        Rf = fibre_R(float(row["tx"]), float(row["ty"]), float(row["extent"]), across)
+        return point(Rf if Rf is not None else Rc)
+    if kind in (THERMAL, MSV):
+        dx, dy = xp[0] - row["ox"], xp[1] - row["oy"]
+        rho = math.hypot(dx, dy)
+        if not (rho >= 1.0) or not math.isfinite(row["az"]):
+            return point(Rc)
+        nus: list[float] = []
+        Hs: list[list[float]] = []
+        rs: list[float] = []
+        if math.isfinite(row["r"]) and row["sr"] > 0:
+            nus.append(row["r"] - rho)
+            Hs.append([dx / rho, dy / rho, 0, 0])
+            rs.append(row["sr"] ** 2)
+        if not row["saz"] > 0:
+            return None
+        d = row["az"] - math.atan2(dx, dy)
+        nus.append(math.atan2(math.sin(d), math.cos(d)))
+        Hs.append([dy / rho**2, -dx / rho**2, 0, 0])
+        rs.append(row["saz"] ** 2)
+        if kind == MSV and math.isfinite(row["vr"]):
+            vp = (dx * xp[2] + dy * xp[3]) / rho
+            nus.append(row["vr"] - vp)
+            Hs.append(
+                [
+                    (xp[2] - vp * dx / rho) / rho,
+                    (xp[3] - vp * dy / rho) / rho,
+                    dx / rho,
+                    dy / rho,
+                ]
+            )
+            rs.append(s_vr**2)
+        return np.array(nus), np.array(Hs, dtype=np.float64), np.diag(rs)
+    return point(Rc)
+
+
+def mahalanobis(P: F8, nu: F8, H: F8, R: F8) -> tuple[float, float]:
+    """``(d2, log|S|)`` with ``S = H P H^T + R`` by explicit inverse."""
+    S = H @ P @ H.T + R
+    if np.any(np.linalg.eigvalsh(S) <= 0):
+        return math.inf, math.inf
+    return float(nu @ np.linalg.inv(S) @ nu), float(np.log(np.linalg.det(S)))
+
+
+def update(row: Any, xp: F8, Pp: F8) -> tuple[F8, F8, float]:
+    """EKF update in the plain (non-Joseph) form; unchanged with d2 = inf when unusable."""
+    m = model(row, xp)
+    if m is None:
+        return xp, Pp, math.inf
+    nu, H, R = m
+    S = H @ Pp @ H.T + R
+    if np.any(np.linalg.eigvalsh(S) <= 0):
+        return xp, Pp, math.inf
+    Si = np.linalg.inv(S)
+    K = Pp @ H.T @ Si
+    return xp + K @ nu, (np.eye(4) - K @ H) @ Pp, float(nu @ Si @ nu)
+
+
+def gate(xp: F8, Pp: F8, meas: Any, gate: float) -> list[tuple[int, int, float]]:
+    """Exhaustive gating: every (track, measurement) pair with d2 < gate."""
+    out = []
+    for i in range(len(xp)):
+        for j in range(len(meas)):
+            m = model(meas[j], xp[i])
+            if m is None:
+                continue
+            d2, _ = mahalanobis(Pp[i], *m)
+            if d2 < gate:
+                out.append((i, j, d2))
+    return out
+
+
+def best_assignment(pairs: list[tuple[int, int, float]]) -> float:
+    """Minimum total cost over one-to-one matchings using only negative-cost pairs
+    (enumerates all subsets of tracks' choices; tiny inputs only)."""
+    by_t: dict[int, list[tuple[int, float]]] = {}
+    for a, b, c in pairs:
+        if c < 0:
+            by_t.setdefault(a, []).append((b, c))
+    tracks = sorted(by_t)
+    best = 0.0
+    options = [[(-1, 0.0), *by_t[a]] for a in tracks]
+    for choice in itertools.product(*options):
+        used = [b for b, _ in choice if b >= 0]
+        if len(used) == len(set(used)):
+            best = min(best, sum(c for _, c in choice))
+    return best
+
+
+def class_update(p: F8, C: F8, cls: int, conf: float, prior: F8, eps: float) -> F8:
+    """Bayes rule with the soft likelihood ``(1 - w) + w C[k, c] / max C[:, c]``."""
+    if not (conf > 0) or not 0 <= cls < len(p):
+        return p.copy()
+    w = min(conf, 1.0)
+    col = C[:, cls]
+    if col.max() <= 0:
+        return p.copy()
+    post = ((1 - eps) * p + eps * prior) * ((1 - w) + w * col / col.max())
+    out: F8 = post / post.sum()
+    return out
+
+
+def gospa(truth: F8, est: F8, c: float = 100.0, p: float = 1.0) -> float:
+    """GOSPA (alpha = 2) by enumerating every partial assignment (tiny inputs only)."""
+    n, m = len(truth), len(est)
+    best = math.inf
+    for k in range(min(n, m) + 1):
+        for rows in itertools.combinations(range(n), k):
+            for cols in itertools.permutations(range(m), k):
+                loc = sum(
+                    min(float(np.hypot(*(truth[i] - est[j]))), c) ** p
+                    for i, j in zip(rows, cols, strict=True)
+                )
+                best = min(best, loc + c**p / 2 * (n + m - 2 * k))
+    return float(best ** (1 / p))

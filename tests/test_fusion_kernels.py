@@ -1,0 +1,255 @@
+"""Kernel-vs-twin tests: every fusion kernel against its slow twin in tests/naive.py."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from fusion import build
+from fusion.associator import assign
+from fusion.classifier import PRIOR, class_update, default_confusion
+from fusion.config import TrackerConfig
+from fusion.deleter import expired
+from fusion.gater import gate
+from fusion.initiator import init_state
+from fusion.measurements import Kind, MeasArray
+from fusion.predictor import predict
+from fusion.state import CONFIRMED, TENTATIVE
+from fusion.updater import update
+from tests import naive
+
+
+def _random_P(rng: np.random.Generator, n: int, scale: float = 30.0) -> np.ndarray:
+    A = rng.normal(size=(n, 4, 4))
+    out: np.ndarray = np.einsum("nij,nkj->nik", A, A) * scale + np.eye(4) * 1.0
+    return out
+
+
+def _mixed_meas(rng: np.random.Generator, n: int) -> MeasArray:
+    """Random rows of every kind, around the origin, with NaN/edge cases sprinkled in."""
+    k = n // 5
+    th = rng.uniform(0, 2 * np.pi, k)
+    parts = [
+        build.point(
+            np.zeros(k), rng.uniform(-200, 200, k), rng.uniform(-200, 200, k), rng.uniform(3, 30, k)
+        ),
+        build.fibre(
+            np.zeros(k),
+            rng.uniform(-200, 200, k),
+            rng.uniform(-200, 200, k),
+            np.cos(th),
+            np.sin(th),
+            extent=rng.uniform(0, 60, k),
+        ),
+        build.polar(
+            Kind.THERMAL,
+            np.zeros(k),
+            rng.uniform(-600, 600, k),
+            rng.uniform(-600, 600, k),
+            rng.uniform(-np.pi, np.pi, k),
+            r=np.where(rng.random(k) < 0.5, rng.uniform(50, 900, k), np.nan),
+        ),
+        build.polar(
+            Kind.MSV,
+            np.zeros(k),
+            rng.uniform(-600, 600, k),
+            rng.uniform(-600, 600, k),
+            rng.uniform(-np.pi, np.pi, k),
+            r=rng.uniform(50, 900, k),
+            vr=np.where(rng.random(k) < 0.5, rng.normal(0, 3, k), np.nan),
+            sr=15.0,
+        ),
+        build.polar(
+            Kind.THERMAL,
+            np.zeros(k),
+            rng.uniform(-600, 600, k),
+            rng.uniform(-600, 600, k),
+            rng.uniform(-np.pi, np.pi, k),
+        ),
+    ]
+    m = np.concatenate(parts)
+    # edge cases: NaN position, degenerate covariance, NaN tangent (fallback), NaN azimuth
+    m["x"][0] = np.nan
+    m["cxx"][1] = 0.0
+    m["tx"][k] = np.nan
+    m["az"][2 * k] = np.nan
+    m["saz"][2 * k + 1] = 0.0
+    m["mid"] = np.arange(len(m))
+    return m
+
+
+def test_predict_matches_twin_including_nan() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 100, (50, 4))
+    P = _random_P(rng, 50)
+    dt = rng.uniform(-2, 30, 50)
+    q = rng.uniform(0, 2, 50)
+    x[3, 1] = np.nan
+    xo, Po = predict(x, P, dt, q)
+    for i in range(50):
+        xe, Pe = naive.predict(x[i], P[i], dt[i], q[i])
+        np.testing.assert_allclose(xo[i], xe, rtol=1e-12, atol=1e-9)
+        np.testing.assert_allclose(Po[i], Pe, rtol=1e-10, atol=1e-8)
+    assert np.isnan(xo[3, 1])
+    assert np.isfinite(xo[3, 0])
+
+
+def test_predict_rejects_bad_shapes() -> None:
+    with pytest.raises(ValueError, match="need x"):
+        predict(np.zeros((2, 3)), np.zeros((2, 4, 4)), 1.0, 0.1)
+    with pytest.raises(ValueError, match="q must be"):
+        predict(np.zeros((1, 4)), np.eye(4)[None], 1.0, -1.0)
+
+
+def test_update_matches_twin_for_every_kind() -> None:
+    rng = np.random.default_rng(1)
+    m = _mixed_meas(rng, 100)
+    n = len(m)
+    xp = np.column_stack([rng.uniform(-300, 300, (n, 2)), rng.normal(0, 2, (n, 2))])
+    Pp = _random_P(rng, n, 20.0)
+    xo, Po, d2 = update(m, xp, Pp)
+    n_used = 0
+    for i in range(n):
+        xe, Pe, de = naive.update(m[i], xp[i], Pp[i])
+        if math.isinf(de):
+            assert math.isinf(d2[i])
+            np.testing.assert_array_equal(xo[i], xp[i])
+            continue
+        n_used += 1
+        assert d2[i] == pytest.approx(de, rel=1e-7, abs=1e-9)
+        np.testing.assert_allclose(xo[i], xe, rtol=1e-7, atol=1e-6)
+        np.testing.assert_allclose(Po[i], Pe, rtol=1e-6, atol=1e-5)
+    assert n_used >= n - 6  # only the planted edge cases are unusable
+
+
+def test_bearing_only_update_is_not_a_circle() -> None:
+    """A bearing-only thermal row shrinks the across-bearing variance, barely the along one."""
+    xp = np.array([[0.0, 1000.0, 0.0, 0.0]])
+    Pp = np.diag([400.0, 400.0, 1.0, 1.0])[None]
+    m = build.polar(Kind.THERMAL, [0.0], [0.0], [0.0], [0.0])  # camera at origin, bearing north
+    _, Po, d2 = update(m, xp, Pp)
+    assert np.isfinite(d2[0])
+    assert Po[0, 0, 0] < 0.5 * Pp[0, 0, 0]  # across the ray (x) is observed
+    assert Po[0, 1, 1] == pytest.approx(Pp[0, 1, 1], rel=1e-9)  # along the ray (y) is not
+
+
+def test_fibre_covariance_is_elongated_along_tangent() -> None:
+    m = build.fibre([0.0], [0.0], [0.0], [1.0], [0.0], extent=40.0)
+    _x, P, ok = init_state(m, 2.0)
+    assert ok[0] == 1
+    assert P[0, 0, 0] == pytest.approx(20.0**2)  # along = max(5, extent / 2)
+    assert P[0, 1, 1] == pytest.approx(10.0**2)  # across = fibre ambiguity
+    np.testing.assert_allclose(P[0, 2:, 2:], np.eye(2) * 4.0)
+    bad = build.point([0.0], [np.nan], [0.0], [5.0])
+    assert init_state(bad, 2.0)[2][0] == 0
+
+
+def test_gate_matches_exhaustive_gating() -> None:
+    rng = np.random.default_rng(2)
+    m = _mixed_meas(rng, 150)
+    nt = 40
+    xp = np.column_stack([rng.uniform(-300, 300, (nt, 2)), rng.normal(0, 2, (nt, 2))])
+    Pp = _random_P(rng, nt, 50.0)
+    pt, pm, d2 = gate(xp, Pp, m, gate=13.8)
+    got = {(int(a), int(b)): float(c) for a, b, c in zip(pt, pm, d2, strict=True)}
+    exp = {(a, b): c for a, b, c in naive.gate(xp, Pp, m, 13.8)}
+    assert set(got) <= set(exp)
+    # exact for linear kinds; polar rows rely on the converted covariance (recall floor)
+    lin = {k for k in exp if m[k[1]]["kind"] in (Kind.POINT, Kind.FIBRE)}
+    assert lin <= set(got)
+    assert len(got) >= 0.95 * len(exp)
+    for k, v in got.items():
+        assert v == pytest.approx(exp[k], rel=1e-7, abs=1e-9)
+
+
+def test_gate_empty_inputs() -> None:
+    pt, _, _ = gate(np.zeros((0, 4)), np.zeros((0, 4, 4)), build.point([0.0], [0.0], [0.0], [1.0]))
+    assert len(pt) == 0
+    with pytest.raises(ValueError, match="gate must be"):
+        gate(np.zeros((1, 4)), np.eye(4)[None], build.point([0.0], [0.0], [0.0], [1.0]), gate=0)
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_assign_is_optimal_on_random_sparse_problems(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    nt, nm = int(rng.integers(1, 6)), int(rng.integers(1, 6))
+    k = int(rng.integers(0, nt * nm + 1))
+    flat = rng.choice(nt * nm, size=k, replace=False)
+    pt, pm = flat // nm, flat % nm
+    cost = rng.normal(-2, 2, k)
+    cost[rng.random(k) < 0.1] = 0.5  # some non-negative pairs must never be used
+    t_to_m, m_to_t = assign(pt, pm, cost, nt, nm, max_exact=256)
+    lookup = {(int(a), int(b)): float(c) for a, b, c in zip(pt, pm, cost, strict=True)}
+    total = 0.0
+    for a in range(nt):
+        b = int(t_to_m[a])
+        if b >= 0:
+            assert m_to_t[b] == a
+            assert lookup[(a, b)] < 0
+            total += lookup[(a, b)]
+    assert np.count_nonzero(m_to_t >= 0) == np.count_nonzero(t_to_m >= 0)
+    assert total == pytest.approx(naive.best_assignment(list(lookup_items(lookup))), abs=1e-9)
+
+
+def lookup_items(d: dict[tuple[int, int], float]) -> list[tuple[int, int, float]]:
+    return [(a, b, c) for (a, b), c in d.items()]
+
+
+def test_assign_greedy_fallback_is_consistent() -> None:
+    rng = np.random.default_rng(7)
+    pt = rng.integers(0, 30, 200)
+    pm = rng.integers(0, 30, 200)
+    cost = -rng.random(200)
+    t_to_m, m_to_t = assign(pt, pm, cost, 30, 30, max_exact=2)
+    for a, b in enumerate(t_to_m):
+        if b >= 0:
+            assert m_to_t[b] == a
+    with pytest.raises(ValueError, match="NaN"):
+        assign(np.zeros(1, int), np.zeros(1, int), np.array([np.nan]), 1, 1)
+
+
+def test_class_update_matches_twin() -> None:
+    rng = np.random.default_rng(3)
+    C = default_confusion()
+    for _ in range(200):
+        p = rng.dirichlet(np.ones(6))
+        kind = int(rng.integers(0, 4))
+        cls = int(rng.integers(-1, 7))
+        conf = float(rng.choice([np.nan, 0.0, rng.random(), 1.0, 1.5]))
+        got = class_update(p, kind, cls, conf)
+        exp = naive.class_update(p, C[kind], cls, conf, PRIOR, 0.02)
+        np.testing.assert_allclose(got, exp, rtol=1e-10, atol=1e-12)
+        assert got.sum() == pytest.approx(1.0)
+
+
+def test_confusion_rows_are_distributions() -> None:
+    C = default_confusion()
+    np.testing.assert_allclose(C.sum(axis=2), 1.0)
+    assert (C >= 0).all()
+
+
+def test_expired_matches_rule() -> None:
+    cfg = TrackerConfig()
+    g, _, cpar, _ = cfg.pack()
+    rng = np.random.default_rng(4)
+    n = 300
+    st = rng.choice([0, TENTATIVE, CONFIRMED, 3], n).astype(np.uint8)
+    miss = rng.integers(0, 8, n).astype(np.int32)
+    age = rng.choice([np.nan, 0.0, 5.0, 25.0, 45.0, 100.0, 400.0], n)
+    cp = rng.dirichlet(np.ones(6), n)
+    got = expired(st, miss, age, cp, g, cpar)
+    timeouts = {c: cfg.classes[c][1] for c in cfg.classes}
+    names = list(cfg.classes)
+    for i in range(n):
+        if st[i] == TENTATIVE:
+            exp = miss[i] >= cfg.tentative_max_misses or age[i] > cfg.tentative_timeout_s
+        elif st[i] == CONFIRMED:
+            exp = (
+                miss[i] >= cfg.confirmed_max_misses
+                or age[i] > timeouts[names[int(np.argmax(cp[i]))]]
+            )
+        else:
+            exp = False
+        assert bool(got[i]) == bool(exp)

@@ -1,0 +1,236 @@
+"""Tracker behaviour on small deterministic scenarios."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fusion import Tracker, TrackerConfig, build
+from fusion.measurements import Cls, Kind, MeasArray
+from fusion.state import CONFIRMED, TENTATIVE
+from fusion.tracker import ABSORBED, ASSIGNED, LATE, STARTED, StepResult
+
+T0 = 1_764_000_000.0
+
+
+def _walkers(seed: int = 1) -> list[MeasArray]:
+    """Two walkers crossing at right angles at (0, 0), 1.5 m/s, 3 m noise, 1 Hz for 60 s."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(60):
+        x = np.array([-45 + 1.5 * k, 0.0]) + rng.normal(0, 3, 2)
+        y = np.array([0.0, -45 + 1.5 * k]) + rng.normal(0, 3, 2)
+        out.append(
+            build.point(
+                np.full(2, T0 + k), x, y, np.full(2, 3.0), mid0=2 * k, cls=int(Cls.PERSON), conf=0.6
+            )
+        )
+    return out
+
+
+def test_crossing_walkers_keep_their_ids() -> None:
+    trk = Tracker()
+    owner: dict[int, set[int]] = {0: set(), 1: set()}
+    res: StepResult | None = None
+    for k, m in enumerate(_walkers()):
+        res = trk.step(T0 + k, m)
+        for r in res.records:
+            owner[int(r["mid"]) % 2].add(int(r["track_id"]))
+            assert r["action"] in (ASSIGNED, STARTED)
+    assert len(owner[0]) == 1
+    assert len(owner[1]) == 1
+    assert owner[0] != owner[1]
+    assert res is not None
+    snap = res.snapshot
+    assert np.all(snap.status == CONFIRMED)
+    assert len(snap) == 2
+    a = int(np.flatnonzero(snap.track_id == next(iter(owner[0])))[0])
+    assert snap.x[a] == pytest.approx(-45 + 1.5 * 59, abs=8)
+    assert snap.vx[a] == pytest.approx(1.5, abs=0.5)
+
+
+def _two_sensor_rows(k: int) -> tuple[MeasArray, MeasArray]:
+    """Target at (2k, k); sensor 0 sees it at t = k, sensor 1 at t = k + 0.5."""
+    rng = np.random.default_rng(100 + k)
+    a = build.point(
+        [T0 + k], [2.0 * k + rng.normal(0, 5)], [k + rng.normal(0, 5)], [5.0], sensor=0, mid0=2 * k
+    )
+    tb = k + 0.5
+    b = build.point(
+        [T0 + tb],
+        [2.0 * tb + rng.normal(0, 5)],
+        [tb + rng.normal(0, 5)],
+        [5.0],
+        sensor=1,
+        mid0=2 * k + 1,
+    )
+    return a, b
+
+
+def test_late_measurement_equals_in_order_arrival() -> None:
+    on_time = Tracker()
+    late = Tracker()
+    held: MeasArray | None = None
+    r1 = r2 = None
+    for k in range(40):
+        a, b = _two_sensor_rows(k)
+        r1 = on_time.step(T0 + k + 0.9, np.concatenate([a, b]))
+        if k == 10:
+            held = b  # arrives 20 s late
+            r2 = late.step(T0 + k + 0.9, a)
+        elif k == 30:
+            assert held is not None
+            r2 = late.step(T0 + k + 0.9, np.concatenate([a, b, held]))
+            assert r2.replayed > 0
+            assert r2.late_dropped == 0
+        else:
+            r2 = late.step(T0 + k + 0.9, np.concatenate([a, b]))
+    assert r1 is not None
+    assert r2 is not None
+    s1, s2 = r1.snapshot, r2.snapshot
+    np.testing.assert_array_equal(s1.track_id, s2.track_id)
+    np.testing.assert_allclose(s1.x, s2.x, atol=1e-6)
+    np.testing.assert_allclose(s1.vy, s2.vy, atol=1e-6)
+    np.testing.assert_allclose(s1.cov, s2.cov, atol=1e-6)
+    # and the late row did change the estimate relative to never receiving it
+    never = Tracker()
+    for k in range(40):
+        a, b = _two_sensor_rows(k)
+        r3 = never.step(T0 + k + 0.9, a if k == 10 else np.concatenate([a, b]))
+    assert int(r3.snapshot.hits[0]) == int(s1.hits[0]) - 1 == int(s2.hits[0]) - 1
+
+
+def test_measurement_beyond_horizon_is_counted_not_applied() -> None:
+    trk = Tracker(TrackerConfig(horizon_s=5.0))
+    for k in range(20):
+        a, _ = _two_sensor_rows(k)
+        trk.step(T0 + k + 0.9, a)
+    _, old = _two_sensor_rows(2)
+    res = trk.step(T0 + 20.9, old)
+    assert res.late_dropped == 1
+    assert res.records["action"].tolist() == [LATE]
+    assert trk.counters.late_dropped == 1
+
+
+def _fibre_crossing(
+    t0: float, x0: float, people: tuple[float, ...], seconds: int, mid0: int
+) -> list[MeasArray]:
+    """People crossing a cable along the x axis at ``x0 + offset``: one event each per second."""
+    rng = np.random.default_rng(int(x0))
+    out = []
+    for k in range(seconds):
+        n = len(people)
+        xs = x0 + np.array(people) + rng.normal(0, 2.0, n)
+        out.append(
+            build.fibre(
+                np.full(n, t0 + k),
+                xs,
+                np.zeros(n),
+                np.ones(n),
+                np.zeros(n),
+                extent=8.0,
+                cls=int(Cls.PERSON),
+                conf=0.6,
+                mid0=mid0 + n * k,
+            )
+        )
+    return out
+
+
+def test_fibre_only_intrusion_becomes_confirmed_track() -> None:
+    trk = Tracker()
+    ids: set[int] = set()
+    res = None
+    for k, m in enumerate(_fibre_crossing(T0, 5000.0, (0.0,), 12, 0)):
+        res = trk.step(T0 + k + 0.5, m)
+        ids |= set(res.records["track_id"].tolist())
+    assert res is not None
+    snap = res.snapshot
+    assert len(ids) == 1
+    assert len(snap) == 1
+    assert snap.status[0] == CONFIRMED
+    assert int(np.argmax(snap.class_p[0])) == int(Cls.PERSON)
+    assert snap.confidence[0] == pytest.approx(0.5)  # fibre alone: lower confidence
+    # the fibre's covariance stays elongated along the cable (x) versus across (y)
+    assert snap.cov[0, 0, 0] < snap.cov[0, 1, 1]
+
+
+def test_lone_fibre_event_is_a_tentative_track() -> None:
+    trk = Tracker()
+    res = trk.step(T0 + 1, build.fibre([T0], [10.0], [0.0], [1.0], [0.0], mid0=7))
+    assert res.records["action"].tolist() == [STARTED]
+    assert res.snapshot.status.tolist() == [TENTATIVE]
+
+
+def test_group_walking_over_fibre_is_one_group_track() -> None:
+    trk = Tracker()
+    res = None
+    for k, m in enumerate(_fibre_crossing(T0, 8000.0, (0.0, 7.0, 13.0), 15, 0)):
+        res = trk.step(T0 + k + 0.5, m)
+    assert res is not None
+    snap = res.snapshot
+    live = snap.status != 3
+    assert live.sum() == 1
+    assert int(np.argmax(snap.class_p[live][0])) == int(Cls.GROUP)
+    assert (res.records["action"] == ABSORBED).sum() >= 1
+
+
+def test_corroboration_by_thermal_raises_confidence() -> None:
+    trk = Tracker(n_sensors=2)
+    res = None
+    for k, m in enumerate(_fibre_crossing(T0, 1000.0, (0.0,), 10, 0)):
+        t = T0 + k
+        cam = build.polar(
+            Kind.THERMAL,
+            [t + 0.2],
+            [1000.0],
+            [-800.0],
+            [0.0],
+            r=[800.0],
+            sr=40.0,
+            sensor=1,
+            mid0=1000 + k,
+            cls=int(Cls.PERSON),
+            conf=0.8,
+        )
+        m["sensor"] = 0
+        res = trk.step(t + 0.5, np.concatenate([m, cam]))
+    assert res is not None
+    snap = res.snapshot
+    live = np.flatnonzero(snap.status == CONFIRMED)
+    assert len(live) == 1
+    assert snap.confidence[live[0]] > 0.8
+    assert snap.sensor_indices(int(live[0])) == [0, 1]
+    assert snap.class_p[live[0], int(Cls.PERSON)] > 0.6
+
+
+def test_every_row_gets_a_record_and_invalid_rows_are_reported() -> None:
+    trk = Tracker()
+    m = build.point(np.full(3, T0), [0.0, np.nan, 500.0], [0.0, 0.0, 0.0], [5.0, 5.0, 5.0])
+    m["t"][2] = np.nan
+    res = trk.step(T0 + 1, m)
+    assert sorted(res.records["mid"].tolist()) == [0, 1, 2]
+    assert res.invalid == 2
+
+
+def test_step_validates_input() -> None:
+    trk = Tracker()
+    with pytest.raises(TypeError, match="MEAS_DTYPE"):
+        trk.step(T0, np.zeros(3))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="finite"):
+        trk.step(float("nan"), None)
+
+
+def test_missed_scans_delete_tracks_and_report_lost_once() -> None:
+    trk = Tracker()
+    statuses = []
+    for k in range(12):
+        # the scanning sensor keeps reporting (a far clutter plot), the target is gone at k=5
+        x = 0.0 if k < 5 else 5000.0 + 1000.0 * k
+        res = trk.step(T0 + k, build.point([T0 + k], [x], [0.0], [5.0], mid0=k))
+        near = np.abs(res.snapshot.x) < 100
+        statuses.append(res.snapshot.status[near].tolist())
+    assert statuses[4] == [CONFIRMED]
+    assert statuses.count([3]) == 1  # reported once as ended, after 5 missed scans
+    assert statuses.index([3]) == 9
+    assert statuses[-1] == []
