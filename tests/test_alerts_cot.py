@@ -141,3 +141,22 @@ async def test_send_tcp_on_loopback() -> None:
 def test_bad_endpoint() -> None:
     with pytest.raises(ValueError, match="udp://host:port"):
         CotSender("http://127.0.0.1:80")
+
+
+async def test_service_sends_one_cot_event_per_published_alert() -> None:
+    import geo
+    from alerts import AlertEngine, AlertService, HealthEvent, MemoryAlertStore
+
+    sent: list[bytes] = []
+
+    async def publish(topic: str, payload: bytes, qos: int) -> None:
+        return None
+
+    async def cot(event: bytes) -> None:
+        sent.append(event)
+
+    service = AlertService(AlertEngine(geo.default_site()), MemoryAlertStore(), publish, cot=cot)
+    d = await service.submit(HealthEvent(t=T0, device="TH-01", state="offline"))
+    (a,) = d.alerts
+    (ev,) = [ET.fromstring(x) for x in sent]
+    assert ev.get("uid") == f"limes-alert-{a.alert_id}"
