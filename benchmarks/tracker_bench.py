@@ -57,8 +57,12 @@ def load_truth(path: Path) -> dict[float, F8]:
 
 
 def bench_config() -> TrackerConfig:
-    """The Limes configuration used for the peer benchmark (site defaults; one point sensor)."""
-    return TrackerConfig()
+    """The Limes configuration for the peer benchmark: site defaults, except the motion model is
+    the peer's (CV, q = 0.05 m^2/s^3 for every class), so both trackers assume the same
+    dynamics. Point detections carry no class, so the class posterior stays at the prior."""
+    base = TrackerConfig()
+    classes = {c: (0.05, tmo, sv) for c, (_, tmo, sv) in base.classes.items()}
+    return TrackerConfig(classes=classes)
 
 
 class _Score:

@@ -126,6 +126,28 @@ class TrackTable:
             setattr(out, name, getattr(self, name).copy())
         return out
 
+    def compact_copy(self) -> TrackTable:
+        """Copy holding only slots below the high-water mark (all slots above are FREE);
+        :meth:`expanded` restores the full capacity. Checkpoints stay O(live tracks)."""
+        hw = int(self.ctr[C_HW])
+        out = TrackTable.__new__(TrackTable)
+        for name in self.__slots__:
+            a = getattr(self, name)
+            setattr(out, name, a.copy() if name in {"ctr", "free"} else a[:hw].copy())
+        return out
+
+    def expanded(self) -> TrackTable:
+        """A full-capacity table from a :meth:`compact_copy`."""
+        cap = len(self.free)
+        hw = int(self.ctr[C_HW])
+        out = TrackTable(cap)
+        for name in self.__slots__:
+            if name in {"ctr", "free"}:
+                setattr(out, name, getattr(self, name).copy())
+            else:
+                getattr(out, name)[:hw] = getattr(self, name)
+        return out
+
     def live(self) -> I8:
         """Slot indices of live (tentative or confirmed) tracks, in slot order."""
         hw = int(self.ctr[C_HW])

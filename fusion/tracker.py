@@ -627,7 +627,7 @@ class Tracker:
         self.table = TrackTable(64)
         self.frontier = -math.inf  # newest measurement time processed
         self.counters = _Counters()
-        self._log = np.empty(0, dtype=MEAS_DTYPE)
+        self._log: list[MeasArray] = []  # chunks of rows, one per step, for replay
         self._ckpts: list[_Checkpoint] = []
         self._step_times: list[float] = []  # step times since the oldest checkpoint
 
@@ -668,7 +668,7 @@ class Tracker:
             old = old[~drop]
         replayed = 0
         if replay and len(meas):
-            self._log = np.concatenate([self._log, meas]) if len(self._log) else meas.copy()
+            self._log.append(meas.copy())
         if replay and old.any():
             replayed = self._rewind(float(meas["t"][old].min()), t, recs)
         else:
@@ -812,7 +812,7 @@ class Tracker:
         if h <= 0:
             return
         if not self._ckpts or t - self._ckpts[-1].step_t >= self.config.checkpoint_s:
-            self._ckpts.append(_Checkpoint(t, self.frontier, self.table.copy()))
+            self._ckpts.append(_Checkpoint(t, self.frontier, self.table.compact_copy()))
         # keep the newest checkpoint at or before t - h, and everything after it
         cut = 0
         for i, c in enumerate(self._ckpts):
@@ -822,8 +822,7 @@ class Tracker:
             del self._ckpts[:cut]
         first = self._ckpts[0]
         self._step_times = [s for s in self._step_times if s > first.step_t]
-        if len(self._log):
-            self._log = self._log[self._log["t"] > first.frontier]
+        self._log = [c for c in self._log if c["t"].max() > first.frontier]
 
     def _rewind(self, t_late: float, t_now: float, recs: list[np.ndarray]) -> int:
         """Restore the newest checkpoint with ``frontier < t_late`` and replay the logged rows
@@ -835,11 +834,12 @@ class Tracker:
                 k = i
         ck = self._ckpts[k]
         del self._ckpts[k + 1 :]
-        self.table = ck.table.copy()
+        self.table = ck.table.expanded()
         self.frontier = ck.frontier
         steps = [s for s in self._step_times if s > ck.step_t]
         self._step_times = [s for s in self._step_times if s <= ck.step_t]
-        log = self._log[self._log["t"] > ck.frontier]
+        log = np.concatenate(self._log)
+        log = log[log["t"] > ck.frontier]
         self.counters.replays += 1
         self.counters.replayed_rows += len(log)
         lo = -math.inf
