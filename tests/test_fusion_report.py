@@ -70,10 +70,14 @@ def test_updates_have_contract_fields_and_cadence(site: geo.Site) -> None:
     assert conf["track_id"] == format_track_id(1) == "T000001"
     assert conf["sensors"] == [site.sensor_ids[1]]
     assert conf["class"] == "person"
-    assert 40 < float(conf["lat"]) < 50
-    assert 18 < float(conf["lon"]) < 25
+    lat, lon, dist = conf["lat"], conf["lon"], conf["border_dist_m"]
+    assert isinstance(lat, float)
+    assert isinstance(lon, float)
+    assert isinstance(dist, float)
+    assert 40 < lat < 50
+    assert 18 < lon < 25
     assert conf["side"] in (site.home, site.neighbour)
-    assert float(conf["border_dist_m"]) == pytest.approx(30.0, abs=15.0)  # type: ignore[arg-type]
+    assert dist == pytest.approx(30.0, abs=15.0)
     # no new data, but confirmed tracks are still emitted every track_report_s (1 s here)
     assert all(len(e) == 1 for e in emitted[2:])
 
