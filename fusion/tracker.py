@@ -628,6 +628,7 @@ class Tracker:
         self.frontier = -math.inf  # newest measurement time processed
         self.counters = _Counters()
         self._log: list[MeasArray] = []  # chunks of rows, one per step, for replay
+        self._log_tmax: list[float] = []  # newest row time of each chunk
         self._ckpts: list[_Checkpoint] = []
         self._step_times: list[float] = []  # step times since the oldest checkpoint
 
@@ -669,6 +670,7 @@ class Tracker:
         replayed = 0
         if replay and len(meas):
             self._log.append(meas.copy())
+            self._log_tmax.append(float(meas["t"].max()))
         if replay and old.any():
             replayed = self._rewind(float(meas["t"][old].min()), t, recs)
         else:
@@ -813,16 +815,23 @@ class Tracker:
             return
         if not self._ckpts or t - self._ckpts[-1].step_t >= self.config.checkpoint_s:
             self._ckpts.append(_Checkpoint(t, self.frontier, self.table.compact_copy()))
-        # keep the newest checkpoint at or before t - h, and everything after it
+        # keep the newest checkpoint at or before t - h, and everything after it; prune the
+        # step times and log chunks it no longer needs from the front (O(pruned) per step)
         cut = 0
-        for i, c in enumerate(self._ckpts):
-            if c.step_t <= t - h:
-                cut = i
+        while cut + 1 < len(self._ckpts) and self._ckpts[cut + 1].step_t <= t - h:
+            cut += 1
         if cut:
             del self._ckpts[:cut]
         first = self._ckpts[0]
-        self._step_times = [s for s in self._step_times if s > first.step_t]
-        self._log = [c for c in self._log if c["t"].max() > first.frontier]
+        k = 0
+        while k < len(self._step_times) and self._step_times[k] <= first.step_t:
+            k += 1
+        del self._step_times[:k]
+        k = 0
+        while k < len(self._log_tmax) and self._log_tmax[k] <= first.frontier:
+            k += 1
+        del self._log[:k]
+        del self._log_tmax[:k]
 
     def _rewind(self, t_late: float, t_now: float, recs: list[np.ndarray]) -> int:
         """Restore the newest checkpoint with ``frontier < t_late`` and replay the logged rows
