@@ -68,7 +68,7 @@ def plot_scenario(
         color, lw = ROLE_STYLE.get(role, ("#bcbd22", 0.6))
         lab = f"truth {role}" if role not in seen else None
         seen.add(role)
-        ax.plot(truth.x[a:b] / 1e3, truth.y[a:b] / 1e3, color=color, lw=lw, label=lab, zorder=2)
+        ax.plot(truth.x[a:b] / 1e3, truth.y[a:b] / 1e3, color=color, lw=lw, label=lab, zorder=4)
     tb = np.searchsorted(tracks.trk, np.arange(len(tracks.ids) + 1))
     first = True
     for i in range(len(tracks.ids)):
@@ -76,8 +76,8 @@ def plot_scenario(
         c = tracks.confirmed[a:b]
         if not c.any():
             continue
-        ax.plot(tracks.x[a:b][c] / 1e3, tracks.y[a:b][c] / 1e3, color="#2ca02c", lw=0.7,
-                ls="--", label="confirmed tracks" if first else None, zorder=5)  # fmt: skip
+        ax.plot(tracks.x[a:b][c] / 1e3, tracks.y[a:b][c] / 1e3, color="#2ca02c", lw=2.5,
+                alpha=0.35, label="confirmed tracks" if first else None, zorder=2)  # fmt: skip
         first = False
     cx = [e for e in truth.events if e.get("type") == "crossing"]
     if cx:
