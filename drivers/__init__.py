@@ -11,7 +11,13 @@ from drivers._errors import DriverConnectError, DriverError, PayloadError, Repla
 from drivers._health import CoverageLoss, DeviceHealth, Health, HealthEvent
 from drivers._ingest import MAX_PAYLOAD_BYTES, Ingest, IngestResult
 from drivers._metrics import DriverMetrics
-from drivers._models import AlertAck, DeadLetter, DeviceStatus, PatrolPosition
+from drivers._models import (
+    AlertAck,
+    DeadLetter,
+    DeviceStatus,
+    PatrolPosition,
+    encode_dead_letter,
+)
 from drivers._mqtt import MqttDriver, MqttSettings, MqttSource, Publisher
 from drivers._replay import ReplayItem, ReplaySource
 from drivers._topics import AVAILABLE_TOPIC, DEADLETTER_TOPIC, SUBSCRIPTIONS, MsgType
@@ -44,4 +50,5 @@ __all__ = [
     "ReplayItem",
     "ReplaySource",
     "SeqVerdict",
+    "encode_dead_letter",
 ]

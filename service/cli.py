@@ -7,9 +7,15 @@ Each sub-command lives in its own small function; heavy imports happen inside th
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from geo import Site
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -72,6 +78,79 @@ def _score(args: argparse.Namespace) -> int:
     return score_main(args.argv)
 
 
+def _load(path: Path | None) -> Site:
+    from geo import SiteError, default_site, load_site
+
+    try:
+        return load_site(path) if path else default_site()
+    except SiteError as exc:
+        raise SystemExit(f"invalid site file {exc}") from exc
+
+
+def _replay(args: argparse.Namespace) -> int:
+    import asyncio
+    import json
+
+    from fusion.warm import warmup
+    from service.runtime import replay_file
+
+    site = _load(args.site_file)
+    warmup()
+    summary = asyncio.run(
+        replay_file(
+            site,
+            args.input,
+            tracks=args.tracks,
+            alerts=args.alerts,
+            messages=args.messages,
+            step_s=args.step_s,
+            speed=args.speed,
+        )
+    )
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    import asyncio
+    from urllib.parse import urlsplit
+
+    from drivers import MqttSettings
+    from fusion.warm import warmup
+    from service.live import LiveSettings, run_live
+
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()),
+        format='{"t":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","msg":%(message)r}',
+    )
+    site = _load(args.site)
+    url = urlsplit(args.mqtt)
+    if url.scheme not in ("mqtt", "tcp") or not url.hostname:
+        raise SystemExit(f"--mqtt must look like mqtt://host:port, got {args.mqtt!r}")
+    mqtt = MqttSettings(
+        host=url.hostname,
+        port=url.port or 1883,
+        client_id=args.client_id,
+        username=os.environ.get("LIMES_MQTT_USERNAME"),
+        password=os.environ.get("LIMES_MQTT_PASSWORD"),
+    )
+    logging.getLogger("limes.service").info("JIT warm-up %.1f s", warmup())
+    settings = LiveSettings(
+        mqtt=mqtt,
+        redis_url=args.redis,
+        step_s=args.step_s,
+        metrics_port=args.metrics_port or None,
+    )
+    asyncio.run(run_live(site, settings))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from service.demo import main as demo_main
+
+    return demo_main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every sub-command."""
     parser = argparse.ArgumentParser(prog="limes", description=__doc__)
@@ -85,6 +164,32 @@ def build_parser() -> argparse.ArgumentParser:
     check = site_sub.add_parser("check", help="validate site files; exit 2 if any is invalid")
     check.add_argument("files", type=Path, nargs="+")
     check.set_defaults(handler=_site_check)
+
+    run = sub.add_parser("run", help="run the live service on MQTT (and Redis)")
+    run.add_argument("--site", type=Path, default=None, help="site TOML (default: ro-rs)")
+    run.add_argument("--mqtt", default="mqtt://127.0.0.1:1883", help="broker URL")
+    run.add_argument("--redis", default=None, help="redis://host:port/db (default: embedded)")
+    run.add_argument("--client-id", default="limes-service", help="MQTT persistent session id")
+    run.add_argument("--step-s", type=float, default=0.5, help="tracker step period (s)")
+    run.add_argument("--metrics-port", type=int, default=9108, help="Prometheus port (0: off)")
+    run.add_argument("--log-level", default="info")
+    run.set_defaults(handler=_run)
+
+    replay = sub.add_parser("replay", help="feed a replay file; write tracks and alerts")
+    replay.add_argument("site_file", type=Path, metavar="SITE", help="site TOML")
+    replay.add_argument("input", type=Path, metavar="INPUT.jsonl")
+    replay.add_argument("--tracks", type=Path, required=True, help="track updates out")
+    replay.add_argument("--alerts", type=Path, required=True, help="alerts out")
+    replay.add_argument("--messages", type=Path, default=None, help="every outbound message")
+    replay.add_argument("--step-s", type=float, default=0.5, help="tracker step period (s)")
+    replay.add_argument("--speed", type=float, default=None, help="real-time x N (default: max)")
+    replay.set_defaults(handler=_replay)
+
+    demo = sub.add_parser("demo", help="simulator + service in one process, no servers")
+    from service.demo import add_arguments
+
+    add_arguments(demo)
+    demo.set_defaults(handler=_demo)
 
     # sim and score parse their own arguments (sim_sensors.cli, sim_sensors.score); no
     # prefix chars here, so every argument after the sub-command is passed through

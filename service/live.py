@@ -1,0 +1,167 @@
+"""``limes run``: the live service on MQTT (and Redis for alerts).
+
+Tasks (one TaskGroup, named ``service.*``): the MQTT driver (ingest, heartbeat), the step
+loop (tracker every ``step_s`` of wall time), and the metrics HTTP endpoint. Outbound
+messages go through :class:`MqttSink`: QoS 0 track updates are dropped (and counted) while
+the broker is unreachable; QoS 1 messages wait in a bounded queue (overflow counted, never
+silent) and are sent in order once the connection is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import signal
+import time
+from dataclasses import dataclass
+
+from prometheus_client import Gauge, start_http_server
+
+from alerts import AlertStore, MemoryAlertStore, RedisAlertStore
+from drivers import DriverConnectError, HealthEvent, MqttDriver, MqttSettings, Publisher
+from fusion.config import TrackerConfig
+from fusion.state import C_NLIVE
+from geo import Site
+from service.core import health_input
+from service.runtime import Pipeline
+
+log = logging.getLogger("limes.service")
+
+
+class MqttSink:
+    """Publishes through the driver's connection; buffers QoS 1 while disconnected.
+
+    Invariant: QoS 1 messages leave in the order they were published, and at most
+    ``max_pending`` wait; an overflow drops the oldest and counts it (``dropped_qos1``).
+    """
+
+    def __init__(self, max_pending: int = 10_000) -> None:
+        self.publisher: Publisher | None = None
+        self.pending: collections.deque[tuple[str, bytes, int]] = collections.deque()
+        self.max_pending = max_pending
+        self.dropped_qos0 = 0
+        self.dropped_qos1 = 0
+        self.sent = 0
+
+    async def publish(self, topic: str, payload: bytes, qos: int) -> None:
+        """Send now if possible; otherwise drop (QoS 0) or queue (QoS 1)."""
+        if qos >= 1:
+            self.pending.append((topic, payload, qos))
+            if len(self.pending) > self.max_pending:
+                self.pending.popleft()
+                self.dropped_qos1 += 1
+            await self.flush()
+            return
+        if self.publisher is None or self.pending:
+            self.dropped_qos0 += 1
+            return
+        try:
+            await self.publisher.publish(topic, payload, qos=qos)
+            self.sent += 1
+        except DriverConnectError:
+            self.dropped_qos0 += 1
+
+    async def flush(self) -> None:
+        """Send queued QoS 1 messages in order until the queue is empty or sending fails."""
+        while self.pending and self.publisher is not None:
+            topic, payload, qos = self.pending[0]
+            try:
+                await self.publisher.publish(topic, payload, qos=qos)
+            except DriverConnectError:
+                return
+            self.pending.popleft()
+            self.sent += 1
+
+
+@dataclass(frozen=True)
+class LiveSettings:
+    """Settings of a live run (from the command line)."""
+
+    mqtt: MqttSettings
+    redis_url: str | None = None
+    step_s: float = 0.5
+    metrics_port: int | None = 9108
+    tracker: TrackerConfig | None = None
+
+
+class _Metrics:
+    """Service-level gauges on the ingest registry (one scrape shows everything)."""
+
+    def __init__(self, pipe: Pipeline, sink: MqttSink) -> None:
+        reg = pipe.core.ingest.metrics.registry
+        c = pipe.core.counters
+        g = Gauge("limes_tracker_live_tracks", "Live tracks", registry=reg)
+        g.set_function(lambda: float(pipe.core.tracker.table.ctr[C_NLIVE]))
+        Gauge("limes_tracker_steps", "Tracker steps", registry=reg).set_function(
+            lambda: float(c.steps)
+        )
+        Gauge("limes_tracker_rows", "Measurement rows tracked", registry=reg).set_function(
+            lambda: float(c.rows)
+        )
+        Gauge(
+            "limes_tracker_late_dropped", "Rows older than the horizon", registry=reg
+        ).set_function(lambda: float(c.late_dropped))
+        Gauge("limes_publish_pending", "QoS 1 messages waiting", registry=reg).set_function(
+            lambda: float(len(sink.pending))
+        )
+        Gauge("limes_publish_dropped_qos0", "Track updates dropped", registry=reg).set_function(
+            lambda: float(sink.dropped_qos0)
+        )
+        Gauge("limes_publish_dropped_qos1", "QoS 1 overflow", registry=reg).set_function(
+            lambda: float(sink.dropped_qos1)
+        )
+
+
+async def run_live(site: Site, settings: LiveSettings, stop: asyncio.Event | None = None) -> None:
+    """Run until ``stop`` is set (or SIGINT/SIGTERM when ``stop`` is None)."""
+    stop = stop if stop is not None else _signal_event()
+    started = time.time()
+    store: AlertStore = (
+        RedisAlertStore.from_url(settings.redis_url) if settings.redis_url else MemoryAlertStore()
+    )
+    sink = MqttSink()
+    pipe = Pipeline(
+        site, sink, started=started, store=store, tracker_config=settings.tracker,
+        step_s=settings.step_s,
+    )  # fmt: skip
+    await pipe.restore()
+    _Metrics(pipe, sink)
+    if settings.metrics_port is not None:
+        start_http_server(settings.metrics_port, registry=pipe.core.ingest.metrics.registry)
+        log.info("metrics on http://0.0.0.0:%d/metrics", settings.metrics_port)
+
+    async def on_health(events: list[HealthEvent]) -> None:
+        await pipe.submit(health_input(e) for e in events)
+
+    driver = MqttDriver(pipe.core.ingest, settings.mqtt, pipe.accept, on_health=on_health)
+    try:
+        async with driver:
+            sink.publisher = driver.publisher
+            log.info("limes service for site %r on mqtt %s", site.name, settings.mqtt.endpoint)
+            async with asyncio.TaskGroup() as tg:
+                stepper = tg.create_task(_step_loop(pipe, sink, stop), name="service.step")
+                await stop.wait()
+                stepper.cancel()
+    finally:
+        with contextlib.suppress(Exception):
+            await store.aclose()
+    log.info("limes service stopped")
+
+
+async def _step_loop(pipe: Pipeline, sink: MqttSink, stop: asyncio.Event) -> None:
+    step_s = pipe.core.step_s
+    while not stop.is_set():
+        now = time.time()
+        await sink.flush()
+        await pipe.step(now)
+        await asyncio.sleep(max(0.0, now + step_s - time.time()))
+
+
+def _signal_event() -> asyncio.Event:
+    ev = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, ev.set)
+    return ev
