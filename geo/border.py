@@ -21,11 +21,9 @@ import numpy as np
 import numpy.typing as npt
 
 from geo._errors import GeoError
+from geo._kernels import project_points
 
 F64 = npt.NDArray[np.float64]
-
-#: points processed per block in ``project`` (bounds the (points x segments) temporaries)
-_BLOCK = 4096
 
 
 class Border:
@@ -51,6 +49,9 @@ class Border:
         sign = 1.0 if home_side == "left" else -1.0
         self.home_normal: F64 = sign * np.column_stack([-self.tangent[:, 1], self.tangent[:, 0]])
         self.cum: F64 = np.concatenate([[0.0], np.cumsum(length)])
+        self._v0: F64 = np.ascontiguousarray(v[:-1])
+        self.tangent = np.ascontiguousarray(self.tangent)
+        self.home_normal = np.ascontiguousarray(self.home_normal)
         self.length = float(self.cum[-1])
         self.home_side = home_side
 
@@ -87,46 +88,16 @@ class Border:
         px = np.atleast_1d(np.asarray(x, dtype=np.float64))
         py = np.atleast_1d(np.asarray(y, dtype=np.float64))
         shape = np.broadcast_shapes(px.shape, py.shape)
-        px = np.broadcast_to(px, shape).ravel()
-        py = np.broadcast_to(py, shape).ravel()
+        px = np.ascontiguousarray(np.broadcast_to(px, shape).ravel())
+        py = np.ascontiguousarray(np.broadcast_to(py, shape).ravel())
         chain = np.empty(px.size)
         dist = np.empty(px.size)
-        for lo in range(0, px.size, _BLOCK):
-            hi = min(lo + _BLOCK, px.size)
-            chain[lo:hi], dist[lo:hi] = self._project_block(px[lo:hi], py[lo:hi])
+        project_points(
+            px, py, self._v0, self.tangent, self.seg_len, self.home_normal, self.cum, chain, dist
+        )
         if np.ndim(x) == 0 and np.ndim(y) == 0:
             return chain.reshape(()), dist.reshape(())
         return chain.reshape(shape), dist.reshape(shape)
-
-    def _project_block(self, px: F64, py: F64) -> tuple[F64, F64]:
-        v0 = self.vertices[:-1]
-        dx = px[:, None] - v0[None, :, 0]
-        dy = py[:, None] - v0[None, :, 1]
-        u = dx * self.tangent[None, :, 0] + dy * self.tangent[None, :, 1]
-        uc = np.clip(u, 0.0, self.seg_len[None, :])
-        ex = dx - uc * self.tangent[None, :, 0]
-        ey = dy - uc * self.tangent[None, :, 1]
-        d2 = ex * ex + ey * ey
-        k = np.argmin(d2, axis=1)
-        rows = np.arange(px.size)
-        along = uc[rows, k]
-        ek = np.column_stack([ex[rows, k], ey[rows, k]])
-        n = self.home_normal[k].copy()
-        # closest point at an interior vertex: use the vertex pseudo-normal
-        at_start = (along <= 0.0) & (k > 0)
-        at_end = (along >= self.seg_len[k]) & (k < self.n_segments - 1)
-        n[at_start] += self.home_normal[k[at_start] - 1]
-        n[at_end] += self.home_normal[k[at_end] + 1]
-        side = np.sign(np.einsum("ij,ij->i", ek, n))
-        side[side == 0] = 1.0
-        # beyond the line's ends: extend the end segments (chainage < 0 or > length)
-        u_k = u[rows, k]
-        before = (k == 0) & (u_k < 0)
-        after = (k == self.n_segments - 1) & (u_k > self.seg_len[k])
-        chain = self.cum[k] + along
-        chain[before] = u_k[before]
-        chain[after] = self.cum[k[after]] + u_k[after]
-        return chain, side * np.sqrt(d2[rows, k])
 
     def signed_distance(self, x: npt.ArrayLike, y: npt.ArrayLike) -> F64:
         """Distance to the line, signed positive on the home side (m)."""

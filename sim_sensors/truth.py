@@ -251,7 +251,7 @@ class _Generator:
         if len(xy) < 2:
             return None
         xy = _geom.resample(xy, 25.0)
-        _, d = _geom.project(self.border, xy[:, 0], xy[:, 1])
+        _, d = self.border.project(xy[:, 0], xy[:, 1])
         if np.any(np.sign(d) != np.sign(offset)) or np.any(np.abs(d) < 0.5 * abs(offset)):
             return None
         return xy
@@ -288,7 +288,7 @@ class _Generator:
             )
         wp = self.offset_points(ch, off)
         wp = _geom.wander(rng, wp, 8.0, 200.0)
-        _, d = _geom.project(self.border, wp[:, 0], wp[:, 1])
+        _, d = self.border.project(wp[:, 0], wp[:, 1])
         s = _geom.cumlen(wp)
         if kind == "crossing":
             sign = d >= 0
@@ -383,7 +383,7 @@ class _Generator:
             of = np.repeat(offs, 2)
             wp = self.offset_points(ch, of)
             dense = _geom.resample(wp, 5.0)
-            _, d = _geom.project(self.border, dense[:, 0], dense[:, 1])
+            _, d = self.border.project(dense[:, 0], dense[:, 1])
             if np.all(np.sign(d) == np.sign(offs[0])) and np.all(np.abs(d) > 2.0):
                 break
         else:
@@ -450,7 +450,7 @@ class _Generator:
 
     def road_patrol(self, oid: str, x0: float, y0: float, moving: bool, role: int) -> int | None:
         rng = self.rng
-        c, d = _geom.project(self.border, [x0], [y0])
+        c, d = self.border.project([x0], [y0])
         c0, d0 = float(c[0]), float(d[0])
         if not moving:
             return self.b.add(
@@ -497,7 +497,7 @@ class _Generator:
         x0, y0 = self.msv_home(i)
         if self.D < 7200:
             return self.road_patrol(oid, x0, y0, False, R_MSV)
-        c, d = _geom.project(self.border, [x0], [y0])
+        c, d = self.border.project([x0], [y0])
         shift = float(rng.uniform(3000, 6000)) * (1 if rng.random() < 0.5 else -1)
         off = float(np.clip(abs(d[0]), 200, 3000)) * (1.0 if d[0] >= 0 else -1.0)
         a, b = sorted((float(c[0]), float(c[0]) + shift))
@@ -567,7 +567,7 @@ class _Generator:
         vx = np.concatenate([np.gradient(a) / SIM_DT for a in b.x]) if n else np.zeros(0)
         vy = np.concatenate([np.gradient(a) / SIM_DT for a in b.y]) if n else np.zeros(0)
         act = np.concatenate(b.act) if n else np.zeros(0, np.int8)
-        chain, dist = _geom.project(self.border, x, y)
+        chain, dist = self.border.project(x, y)
         truth = Truth(
             start_t=self.cfg.start_t,
             n_steps=self.n_steps,

@@ -13,6 +13,7 @@ from pyproj import Geod
 import geo
 from geo import Border, Site, SiteError, default_site, load_site, polar_to_xy
 from service.cli import main
+from tests import naive_geo
 
 
 @pytest.fixture(scope="module")
@@ -250,3 +251,21 @@ def test_cli_site_show_and_check(tmp_path: Path, capsys: pytest.CaptureFixture[s
     cap = capsys.readouterr()
     assert "OK " in cap.out
     assert "site.approach_m" in cap.err
+
+
+def test_project_kernel_matches_naive_twin(site: Site) -> None:
+    v = site.border.vertices
+    rng = np.random.default_rng(0)
+    # points everywhere around the line, very close to it and to its vertices, beyond its
+    # ends, exactly on vertices, and NaN (propagates, never raises)
+    x = rng.uniform(v[:, 0].min() - 5000, v[:, 0].max() + 5000, 20000)
+    y = rng.uniform(v[:, 1].min() - 5000, v[:, 1].max() + 5000, 20000)
+    k = rng.integers(0, len(v), 5000)
+    x = np.concatenate([x, v[k, 0] + rng.normal(0, 3, 5000), v[:, 0], v[[0, -1], 0] + 50])
+    y = np.concatenate([y, v[k, 1] + rng.normal(0, 3, 5000), v[:, 1], v[[0, -1], 1] + 50])
+    c1, d1 = site.border.project(x, y)
+    c2, d2 = naive_geo.border_project(site.border, x, y)
+    np.testing.assert_allclose(c1, c2, atol=1e-6)
+    np.testing.assert_allclose(d1, d2, atol=1e-6)
+    _, dn = site.border.project(np.array([np.nan, 1.0]), np.array([0.0, np.nan]))
+    assert np.isnan(dn).all()
