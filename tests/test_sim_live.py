@@ -1,4 +1,7 @@
-"""Live publishing reaches a real Mosquitto: every message, on its topic, with retain."""
+"""Live publishing reaches a real Mosquitto: every message, on its topic, with retain.
+
+A fresh broker: the session broker holds retained messages of earlier tests.
+"""
 
 from __future__ import annotations
 
@@ -13,13 +16,15 @@ from sim_sensors.live import publish
 from tests.servers import MosquittoServer
 
 
-async def test_live_publish_reaches_mosquitto(mqtt_broker: MosquittoServer) -> None:
+async def test_live_publish_reaches_mosquitto(fresh_mqtt_broker: MosquittoServer) -> None:
     sc = generate(default_site(), preset("crossing-10min", seed=2, duration_s=40.0))
     sent = Counter((m.topic, m.payload) for m in sc.messages)
     got: Counter[tuple[str, bytes]] = Counter()
-    async with aiomqtt.Client(mqtt_broker.host, mqtt_broker.port, identifier="sim-test") as sub:
+    async with aiomqtt.Client(
+        fresh_mqtt_broker.host, fresh_mqtt_broker.port, identifier="sim-test"
+    ) as sub:
         await sub.subscribe("limes/v1/#", qos=1)
-        pub = asyncio.create_task(publish(sc.messages, mqtt_broker.url, speed=400.0))
+        pub = asyncio.create_task(publish(sc.messages, fresh_mqtt_broker.url, speed=400.0))
 
         async def collect() -> None:
             async for msg in sub.messages:
@@ -34,7 +39,9 @@ async def test_live_publish_reaches_mosquitto(mqtt_broker: MosquittoServer) -> N
     assert stats.clients == len(default_site().sensor_ids) + len(default_site().patrols)
     assert got == sent
     # the statuses are retained: a late subscriber gets every device's latest status
-    async with aiomqtt.Client(mqtt_broker.host, mqtt_broker.port, identifier="sim-late") as late:
+    async with aiomqtt.Client(
+        fresh_mqtt_broker.host, fresh_mqtt_broker.port, identifier="sim-late"
+    ) as late:
         await late.subscribe("limes/v1/sensors/+/+/status", qos=1)
         seen: set[str] = set()
 
