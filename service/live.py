@@ -15,6 +15,7 @@ import contextlib
 import logging
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from prometheus_client import Gauge, start_http_server
@@ -77,13 +78,36 @@ class MqttSink:
 
 @dataclass(frozen=True)
 class LiveSettings:
-    """Settings of a live run (from the command line)."""
+    """Settings of a live run (from the command line).
+
+    ``clock`` is the service's ``now`` (ingest, heartbeats, tracker steps); ``clock_rate``
+    is how many ``clock`` seconds pass per wall second (used only to sleep between steps).
+    Tests and accelerated simulations pass :func:`scaled_clock` so that the service's time
+    and the devices' event times agree.
+    """
 
     mqtt: MqttSettings
     redis_url: str | None = None
     step_s: float = 0.5
     metrics_port: int | None = 9108
     tracker: TrackerConfig | None = None
+    clock: Callable[[], float] = time.time
+    clock_rate: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.clock_rate > 0:
+            msg = f"clock_rate must be > 0, got {self.clock_rate}"
+            raise ValueError(msg)
+
+
+def scaled_clock(t0: float, rate: float) -> Callable[[], float]:
+    """A clock reading ``t0`` now and running ``rate`` times wall time (monotonic)."""
+    wall0 = time.monotonic()
+
+    def now() -> float:
+        return t0 + (time.monotonic() - wall0) * rate
+
+    return now
 
 
 class _Metrics:
@@ -117,7 +141,8 @@ class _Metrics:
 async def run_live(site: Site, settings: LiveSettings, stop: asyncio.Event | None = None) -> None:
     """Run until ``stop`` is set (or SIGINT/SIGTERM when ``stop`` is None)."""
     stop = stop if stop is not None else _signal_event()
-    started = time.time()
+    clock = settings.clock
+    started = clock()
     store: AlertStore = (
         RedisAlertStore.from_url(settings.redis_url) if settings.redis_url else MemoryAlertStore()
     )
@@ -135,13 +160,17 @@ async def run_live(site: Site, settings: LiveSettings, stop: asyncio.Event | Non
     async def on_health(events: list[HealthEvent]) -> None:
         await pipe.submit(health_input(e) for e in events)
 
-    driver = MqttDriver(pipe.core.ingest, settings.mqtt, pipe.accept, on_health=on_health)
+    driver = MqttDriver(
+        pipe.core.ingest, settings.mqtt, pipe.accept, on_health=on_health, clock=clock
+    )
     try:
         async with driver:
             sink.publisher = driver.publisher
             log.info("limes service for site %r on mqtt %s", site.name, settings.mqtt.endpoint)
             async with asyncio.TaskGroup() as tg:
-                stepper = tg.create_task(_step_loop(pipe, sink, stop), name="service.step")
+                stepper = tg.create_task(
+                    _step_loop(pipe, sink, stop, clock, settings.clock_rate), name="service.step"
+                )
                 await stop.wait()
                 stepper.cancel()
     finally:
@@ -150,13 +179,19 @@ async def run_live(site: Site, settings: LiveSettings, stop: asyncio.Event | Non
     log.info("limes service stopped")
 
 
-async def _step_loop(pipe: Pipeline, sink: MqttSink, stop: asyncio.Event) -> None:
+async def _step_loop(
+    pipe: Pipeline,
+    sink: MqttSink,
+    stop: asyncio.Event,
+    clock: Callable[[], float],
+    rate: float,
+) -> None:
     step_s = pipe.core.step_s
     while not stop.is_set():
-        now = time.time()
+        now = clock()
         await sink.flush()
         await pipe.step(now)
-        await asyncio.sleep(max(0.0, now + step_s - time.time()))
+        await asyncio.sleep(max(0.0, (now + step_s - clock()) / rate))
 
 
 def _signal_event() -> asyncio.Event:
