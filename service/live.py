@@ -45,6 +45,7 @@ class MqttSink:
         self.dropped_qos0 = 0
         self.dropped_qos1 = 0
         self.sent = 0
+        self._flushing = False
 
     async def publish(self, topic: str, payload: bytes, qos: int) -> None:
         """Send now if possible; otherwise drop (QoS 0) or queue (QoS 1)."""
@@ -65,15 +66,28 @@ class MqttSink:
             self.dropped_qos0 += 1
 
     async def flush(self) -> None:
-        """Send queued QoS 1 messages in order until the queue is empty or sending fails."""
-        while self.pending and self.publisher is not None:
-            topic, payload, qos = self.pending[0]
-            try:
-                await self.publisher.publish(topic, payload, qos=qos)
-            except DriverConnectError:
-                return
-            self.pending.popleft()
-            self.sent += 1
+        """Send queued QoS 1 messages in order until the queue is empty or sending fails.
+
+        One flush at a time: the step loop and the alert path both flush, and two
+        interleaved flushes would send the head twice and then pop an unsent message
+        (or an empty queue). A flush that finds one running returns at once: the running
+        one sends what was queued meanwhile, in order.
+        """
+        if self._flushing:
+            return
+        self._flushing = True
+        try:
+            while self.pending and self.publisher is not None:
+                item = self.pending[0]
+                try:
+                    await self.publisher.publish(item[0], item[1], qos=item[2])
+                except DriverConnectError:
+                    return
+                if self.pending and self.pending[0] is item:  # not dropped by an overflow
+                    self.pending.popleft()
+                self.sent += 1
+        finally:
+            self._flushing = False
 
 
 @dataclass(frozen=True)
