@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # Shared set-up for scripts/test and scripts/demo; source it, do not run it.
 #
-#   ensure_servers [required|optional]  mosquitto + redis-server on this machine
+#   ensure_servers [required|optional]  mosquitto + redis-server on this machine, and
+#                                        Debian's chromium for the console's browser test
 #                                        (apt-get installs them when run as root)
 #   ensure_venv [EXTRA]                  $VENV with this checkout installed editable,
 #                                        plus the optional extra (e.g. dev)
@@ -10,7 +11,7 @@
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${LIMES_VENV:-$ROOT/.venv}"
-SERVER_PACKAGES="mosquitto redis-server"
+SERVER_PACKAGES="mosquitto redis-server chromium"
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() {
@@ -35,7 +36,7 @@ _apt_install() {
 
 ensure_servers() {
     local mode="${1:-required}" missing="" binary
-    for binary in mosquitto redis-server redis-cli; do
+    for binary in mosquitto redis-server redis-cli chromium; do
         _have "$binary" || missing="$missing $binary"
     done
     [ -z "$missing" ] && return 0
