@@ -35,7 +35,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from drivers import _deadletter, _normalize
+from drivers import _deadletter, _kernels, _normalize
 from drivers._dedup import DEFAULT_WINDOW, SeqVerdict, SeqWindows
 from drivers._errors import PayloadError
 from drivers._health import Health, HealthEvent
@@ -53,13 +53,20 @@ from drivers._models import (
     MsvEvent,
     PatrolIn,
     PatrolPosition,
+    Platform,
     StatusIn,
     ThermalBatch,
     ThermalEvent,
     VersionProbe,
 )
 from drivers._topics import MsgType, Route, parse_topic
-from fusion.measurements import FIBRE_CLASSES, MEAS_DTYPE, TARGET_CLASSES, MeasArray
+from fusion.measurements import (
+    FIBRE_CLASSES,
+    FIBRE_TO_CLS,
+    MEAS_DTYPE,
+    TARGET_CLASSES,
+    MeasArray,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -71,6 +78,7 @@ MAX_PAYLOAD_BYTES: Final = 1 << 20
 MAX_SKEW_S: Final = 24 * 3600.0
 CABLE_TOLERANCE_M: Final = 1.0
 _TYPE_NAMES = ("events", "status", "patrol", "ack")
+_ROUTE_CACHE: Final = 4096  # parsed topics kept (then forgotten all at once)
 
 F64 = npt.NDArray[np.float64]
 
@@ -98,6 +106,9 @@ _G = {
     )
 }
 _G_CLS = attrgetter("cls")
+_FIBRE_FCODE = {c: float(i) for i, c in enumerate(FIBRE_CLASSES)}
+_WHY_NON_FINITE = "non_finite: a required number is NaN or infinite"
+_WHY_SKEW = "time_skew: event t is more than 24 h from now"
 
 _FAST: dict[str, msgspec.json.Decoder[Any]] = {
     "fibre": msgspec.json.Decoder(FibreBatch),
@@ -114,6 +125,33 @@ _VERSION = msgspec.json.Decoder(VersionProbe)
 _STATUS = msgspec.json.Decoder(StatusIn)
 _PATROL = msgspec.json.Decoder(PatrolIn)
 _ACK = msgspec.json.Decoder(AckIn)
+
+
+class _FibreUnit:
+    """Per-unit constants of the fibre fast path (:func:`_kernels.fibre_rows`), built once."""
+
+    __slots__ = ("geom", "params", "sensor", "why_out_of_cable")
+
+    def __init__(self, site: Site, dev: str) -> None:
+        fc = site.fibre_by_id[dev]
+        b = site.border
+        length = fc.cable_length_m
+        self.why_out_of_cable = f"out_of_cable: chainage beyond the cable's {length:.1f} m"
+        self.sensor = site.sensor_index[dev]
+        k = _kernels
+        p = np.empty(9, np.float64)
+        p[k.U_FROM], p[k.U_TO], p[k.U_DIR] = fc.from_m, fc.to_m, fc.direction
+        p[k.U_FACTOR], p[k.U_OFFSET] = fc.cable_factor, fc.offset_m
+        p[k.U_MAX_CHAIN], p[k.U_MAX_SKEW] = length + CABLE_TOLERANCE_M, MAX_SKEW_S
+        p[k.U_LOC_VAR] = _normalize.FIBRE_LOC_SIGMA_M**2
+        p[k.U_CROSS_VAR] = _normalize.FIBRE_CROSS_SIGMA_M**2
+        self.params: F64 = p
+        g = np.zeros((7, len(b.cum)), np.float64)
+        g[k.G_CUM] = b.cum
+        g[k.G_VX], g[k.G_VY] = b.vertices[:, 0], b.vertices[:, 1]
+        g[k.G_TX, :-1], g[k.G_TY, :-1] = b.tangent[:, 0], b.tangent[:, 1]
+        g[k.G_HX, :-1], g[k.G_HY, :-1] = b.home_normal[:, 0], b.home_normal[:, 1]
+        self.geom: F64 = g
 
 
 @dataclass(slots=True)
@@ -187,6 +225,13 @@ class Ingest:
         self.windows = SeqWindows(window)
         self.late_after_s = late_after_s
         self._next_mid = 1
+        self._fibre_units: dict[str, _FibreUnit] = {}
+        self._routes: dict[str, Route | str] = {}
+        if site.fibre:  # load the fibre kernel now, not on the first message (~1 s)
+            u = self._fibre_unit(site.fibre[0].id)
+            _kernels.fibre_rows(
+                np.empty(0), np.empty(0, np.uint8), 0.0, 0.0, 0, 0, u.params, u.geom, FIBRE_TO_CLS
+            )
         self._teams = {site.home, site.neighbour, "JOINT"}
         m = self.metrics
         self._rx = {t: m.received.labels(type=t) for t in (*_TYPE_NAMES, "invalid")}
@@ -206,7 +251,12 @@ class Ingest:
     def handle(self, topic: str, payload: bytes, now: float) -> IngestResult:
         """Process one message that arrived at ``now`` (epoch s). Never raises for bad input."""
         res = IngestResult(topic=topic)
-        route = parse_topic(topic)
+        route = self._routes.get(topic)
+        if route is None:
+            route = parse_topic(topic)
+            if len(self._routes) >= _ROUTE_CACHE:  # bounded: arbitrary topics cannot grow it
+                self._routes.clear()
+            self._routes[topic] = route
         if isinstance(route, str):
             self._rx["invalid"].inc()
             return self._reject(res, route, payload, now)
@@ -308,93 +358,151 @@ class Ingest:
         rejects: list[tuple[int, str]] = []
         try:
             batch = _FAST[kind].decode(payload)
-            evs: list[Any] = batch.events
-            idx: npt.NDArray[np.intp] | None = None
-            v, device, seq, platform = (
-                batch.v,
-                batch.device,
-                batch.seq,
-                getattr(batch, "platform", None),
-            )
         except msgspec.DecodeError as exc:
             if not isinstance(exc, msgspec.ValidationError):
                 raise _Reject(f"invalid_json: {exc}") from None
+            self._events_split(route, topic, payload, now, res)
+            return
+        if batch.v != 1:
+            self._check_version(batch.v)
+        if batch.device != dev:
+            raise _Reject(f"device_mismatch: payload device {batch.device!r} on topic of {dev!r}")
+        if kind == "fibre":
+            self._fibre_fast(dev, topic, payload, now, res, batch.events, batch.seq)
+            return
+        self._events_cols(
+            kind,
+            dev,
+            topic,
+            payload,
+            now,
+            res,
+            batch.events,
+            None,
+            rejects,
+            batch.seq,
+            getattr(batch, "platform", None),
+        )
+
+    def _events_split(
+        self, route: Route, topic: str, payload: bytes, now: float, res: IngestResult
+    ) -> None:
+        """The batch failed the fast decode: decode the envelope, then each event alone."""
+        kind, dev = route.kind, route.ident
+        try:
+            env = _ENVELOPE.decode(payload)
+        except msgspec.DecodeError as exc2:
+            raise self._schema_error(payload, exc2) from None
+        self._check_version(env.v)
+        if env.device != dev:
+            raise _Reject(f"device_mismatch: payload device {env.device!r} on topic of {dev!r}")
+        if not env.events:
+            raise _Reject("empty_batch: a batch holds 1 to 10000 events, got 0")
+        if len(env.events) > MAX_EVENTS:
+            raise _Reject(
+                f"too_many_events: a batch holds 1 to 10000 events, got {len(env.events)}"
+            )
+        if kind == "msv" and env.platform is None:
+            raise _Reject("schema: Object missing required field `platform`")
+        evs: list[Any] = []
+        good_i: list[int] = []
+        rejects: list[tuple[int, str]] = []
+        dec = _EVENT[kind]
+        for i, raw in enumerate(env.events):
             try:
-                env = _ENVELOPE.decode(payload)
-            except msgspec.DecodeError as exc2:
-                raise self._schema_error(payload, exc2) from None
-            v, device, seq, platform = env.v, env.device, env.seq, env.platform
-            self._check_version(v)
-            if device != dev:
-                raise _Reject(
-                    f"device_mismatch: payload device {device!r} on topic of {dev!r}"
-                ) from None
-            if not env.events:
-                raise _Reject("empty_batch: a batch holds 1 to 10000 events, got 0") from None
-            if len(env.events) > MAX_EVENTS:
-                raise _Reject(
-                    f"too_many_events: a batch holds 1 to 10000 events, got {len(env.events)}"
-                ) from None
-            if kind == "msv" and platform is None:
-                raise _Reject("schema: Object missing required field `platform`") from None
-            evs, good_i = [], []
-            dec = _EVENT[kind]
-            for i, raw in enumerate(env.events):
-                try:
-                    evs.append(dec.decode(raw))
-                    good_i.append(i)
-                except msgspec.DecodeError as e:
-                    rejects.append((i, f"schema: {e}"))
-            idx = np.asarray(good_i, np.intp)
-        self._check_version(v)
-        if device != dev:
-            raise _Reject(f"device_mismatch: payload device {device!r} on topic of {dev!r}")
+                evs.append(dec.decode(raw))
+                good_i.append(i)
+            except msgspec.DecodeError as e:
+                rejects.append((i, f"schema: {e}"))
+        idx = np.asarray(good_i, np.intp)
+        self._events_cols(
+            kind, dev, topic, payload, now, res, evs, idx, rejects, env.seq, env.platform
+        )
+
+    def _fibre_unit(self, dev: str) -> _FibreUnit:
+        unit = self._fibre_units.get(dev)
+        if unit is None:
+            unit = self._fibre_units[dev] = _FibreUnit(self.site, dev)
+        return unit
+
+    def _fibre_fast(
+        self,
+        dev: str,
+        topic: str,
+        payload: bytes,
+        now: float,
+        res: IngestResult,
+        evs: list[Any],
+        seq: int,
+    ) -> None:
+        """Fibre batch that decoded whole: validate + normalize in one kernel pass.
+
+        Same checks, order, reasons, counters and rows as :meth:`_events_cols` (the
+        general path, which the tests compare it with).
+        """
         n = len(evs)
-        if kind == "fibre":
-            cols = self._fibre_cols(evs, n)
-        elif kind == "thermal":
-            cols = self._thermal_cols(evs, n)
-        else:
-            cols = self._msv_cols(evs, n)
-        t = cols["t"]
-        bad = np.zeros(n, np.bool_)
-        reasons: list[tuple[npt.NDArray[np.bool_], str]] = []
-        finite = np.ones(n, np.bool_)
-        for name, col in cols.items():
-            if col.dtype.kind == "f" and name not in ("energy", "range_m", "range_sigma_m", "vr"):
-                finite &= np.isfinite(col)
-        reasons.append((~finite, "non_finite: a required number is NaN or infinite"))
-        skew = ~(np.abs(t - now) <= MAX_SKEW_S)
-        reasons.append((skew, "time_skew: event t is more than 24 h from now"))
-        if kind == "fibre":
-            length = self.site.fibre_by_id[dev].cable_length_m
-            off = cols["chainage_m"] > length + CABLE_TOLERANCE_M
-            reasons.append((off, f"out_of_cable: chainage beyond the cable's {length:.1f} m"))
-        for mask, _ in reasons:
-            bad |= mask
-        if bad.any():
-            orig = idx if idx is not None else np.arange(n)
-            first: dict[int, str] = dict(rejects)
-            for mask, why in reasons:
-                for j in np.flatnonzero(mask).tolist():
-                    first.setdefault(int(orig[j]), why)
-            rejects = sorted(first.items())
-            keep = ~bad
-            cols = {k: c[keep] for k, c in cols.items()}
-            n = int(keep.sum())
+        u = self._fibre_unit(dev)
+        code = _FIBRE_FCODE
+        vals = np.array(
+            [
+                v
+                for e in evs
+                for v in (e.t, e.chainage_m, e.confidence, e.extent_m, e.energy, code[e.cls])
+            ],
+            np.float64,
+        )
+        reason = np.empty(n, np.uint8)
+        out, late = _kernels.fibre_rows(
+            vals,
+            reason,
+            now,
+            self.late_after_s,
+            u.sensor,
+            self._next_mid,
+            u.params,
+            u.geom,
+            FIBRE_TO_CLS,
+        )
+        kept = len(out)
+        rejects: list[tuple[int, str]] = []
+        if kept < n:
+            why = ("", _WHY_NON_FINITE, _WHY_SKEW, u.why_out_of_cable)
+            rejects = [(i, why[reason[i]]) for i in np.flatnonzero(reason).tolist()]
+        self._count_rejects(rejects)
+        if not self._accept(res, topic, payload, now, dev, seq, kept, rejects):
+            return
+        self._next_mid += kept
+        self._late(res, "fibre", late)
+        res.meas = out
+        self._ev["fibre"].inc(kept)
+
+    def _count_rejects(self, rejects: list[tuple[int, str]]) -> None:
         for _, why in rejects:
             self.metrics.events_rejected.labels(reason=why.split(":", 1)[0]).inc()
+
+    def _accept(
+        self,
+        res: IngestResult,
+        topic: str,
+        payload: bytes,
+        now: float,
+        dev: str,
+        seq: int,
+        n: int,
+        rejects: list[tuple[int, str]],
+    ) -> bool:
+        """After validation: no valid event rejects the batch; then de-duplication, gap and
+        partial-batch accounting and liveness. False for a duplicate (nothing more to do)."""
         if n == 0:
             listed = "; ".join(f"[{i}] {r}" for i, r in rejects[:5])
             raise _Reject(f"no_valid_events: all {len(rejects)} events rejected: {listed}")
-        # validation done: now de-duplication
         verdict, lost = self.windows.check(dev, seq)
         res.device, res.seq, res.verdict = dev, seq, verdict
+        m = self.metrics
         if verdict is SeqVerdict.DUPLICATE:
             res.duplicate = True
-            self.metrics.duplicates.labels(device=dev).inc()
-            return
-        m = self.metrics
+            m.duplicates.labels(device=dev).inc()
+            return False
         if lost:
             res.lost = lost
             m.lost.labels(device=dev).inc(lost)
@@ -415,11 +523,66 @@ class Ingest:
                     rejects,
                 )
             )
-        late = int(np.count_nonzero(now - cols["t"] > self.late_after_s))
+        res.health = self.health.seen(dev, now)
+        return True
+
+    def _late(self, res: IngestResult, kind: str, late: int) -> None:
         if late:
             res.late = late
-            m.late_events.labels(kind=kind).inc(late)
-        res.health = self.health.seen(dev, now)
+            self.metrics.late_events.labels(kind=kind).inc(late)
+
+    def _events_cols(
+        self,
+        kind: str,
+        dev: str,
+        topic: str,
+        payload: bytes,
+        now: float,
+        res: IngestResult,
+        evs: list[Any],
+        idx: npt.NDArray[np.intp] | None,
+        rejects: list[tuple[int, str]],
+        seq: int,
+        platform: Platform | None,
+    ) -> None:
+        """The general, column-wise path (every kind; fibre batches that needed a split)."""
+        n = len(evs)
+        if kind == "fibre":
+            cols = self._fibre_cols(evs, n)
+        elif kind == "thermal":
+            cols = self._thermal_cols(evs, n)
+        else:
+            cols = self._msv_cols(evs, n)
+        t = cols["t"]
+        bad = np.zeros(n, np.bool_)
+        reasons: list[tuple[npt.NDArray[np.bool_], str]] = []
+        finite = np.ones(n, np.bool_)
+        for name, col in cols.items():
+            if col.dtype.kind == "f" and name not in ("energy", "range_m", "range_sigma_m", "vr"):
+                finite &= np.isfinite(col)
+        reasons.append((~finite, _WHY_NON_FINITE))
+        skew = ~(np.abs(t - now) <= MAX_SKEW_S)
+        reasons.append((skew, _WHY_SKEW))
+        if kind == "fibre":
+            u = self._fibre_unit(dev)
+            off = cols["chainage_m"] > u.params[_kernels.U_MAX_CHAIN]
+            reasons.append((off, u.why_out_of_cable))
+        for mask, _ in reasons:
+            bad |= mask
+        if bad.any():
+            orig = idx if idx is not None else np.arange(n)
+            first: dict[int, str] = dict(rejects)
+            for mask, why in reasons:
+                for j in np.flatnonzero(mask).tolist():
+                    first.setdefault(int(orig[j]), why)
+            rejects = sorted(first.items())
+            keep = ~bad
+            cols = {k: c[keep] for k, c in cols.items()}
+            n = int(keep.sum())
+        self._count_rejects(rejects)
+        if not self._accept(res, topic, payload, now, dev, seq, n, rejects):
+            return
+        self._late(res, kind, int(np.count_nonzero(now - cols["t"] > self.late_after_s)))
         sensor = self.site.sensor_index[dev]
         mid0 = self._next_mid
         self._next_mid += n
