@@ -141,7 +141,12 @@ def _run(args: argparse.Namespace) -> int:
         step_s=args.step_s,
         metrics_port=args.metrics_port or None,
     )
-    asyncio.run(run_live(site, settings))
+    from console import options_from_args
+
+    console = options_from_args(args, need_users=True)
+    if console is None and args.console_port:
+        logging.getLogger("limes.service").warning("console off: no --console-users")
+    asyncio.run(run_live(site, settings, console=console))
     return 0
 
 
@@ -173,6 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--step-s", type=float, default=0.5, help="tracker step period (s)")
     run.add_argument("--metrics-port", type=int, default=9108, help="Prometheus port (0: off)")
     run.add_argument("--log-level", default="info")
+    from console import add_arguments as add_console_arguments
+
+    add_console_arguments(run)
     run.set_defaults(handler=_run)
 
     replay = sub.add_parser("replay", help="feed a replay file; write tracks and alerts")

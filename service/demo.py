@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import dataclasses
+import sys
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +27,7 @@ from rich.table import Table
 
 from drivers import ReplayItem
 from geo import Site, default_site, load_site
-from service.runtime import MemorySink, Pipeline, run_items
+from service.runtime import MemorySink, Pipeline, Sink, run_items
 
 _PRIORITY_STYLE = {1: "bold red", 2: "red", 3: "yellow", 4: "cyan"}
 
@@ -38,6 +42,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--out", type=Path, default=Path("demo-out"), help="output folder")
     p.add_argument("--no-live", action="store_true", help="plain output, no live panel")
+    from console import add_arguments as add_console_arguments
+
+    add_console_arguments(p)
 
 
 class _View:
@@ -90,6 +97,65 @@ class _View:
         return t
 
 
+class _WebConsole:
+    """The operator console of the demo (on unless ``--console-port 0``): a users file
+    with fresh random passwords in ``--out``, printed once; a taken port only warns."""
+
+    def __init__(self, console: Console, args: argparse.Namespace, out: Path, site: Site) -> None:
+        from console import ConsoleHub, options_from_args
+
+        self.console = console
+        self.options = options_from_args(args, need_users=False)
+        self.hub = ConsoleHub(site, clock=None) if self.options is not None else None
+        self.url: str | None = None
+        self.out = out
+
+    def wrap(self, sink: Sink) -> Sink:
+        from console import HubSink
+
+        return HubSink(sink, self.hub) if self.hub is not None else sink
+
+    def attach(self, pipe: Pipeline) -> None:
+        if self.hub is not None:
+            self.hub.attach(pipe)
+
+    @contextlib.asynccontextmanager
+    async def serve(self) -> AsyncIterator[None]:
+        if self.hub is None or self.options is None:
+            yield
+            return
+        from console import ConsoleError, serve_console, write_demo_users
+
+        opts, creds = self.options, {}
+        if opts.users is None:
+            users = self.out / "console-users.toml"
+            creds = write_demo_users(users)
+            opts = dataclasses.replace(opts, users=users)
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                server = await stack.enter_async_context(serve_console(self.hub, None, opts))
+            except ConsoleError as exc:
+                self.console.print(f"[yellow]console off:[/] {exc}")
+            else:
+                self.url = server.url
+                logins = ", ".join(f"{n} / {pw} ({role})" for n, (role, pw) in creds.items())
+                self.console.print(
+                    f"[bold]operator console[/] {server.url}"
+                    + (f"  log in as {logins}" if logins else f"  users from {opts.users}")
+                )
+            yield
+
+    async def hold(self, *, interactive: bool) -> None:
+        """Keep the console up after the scenario until Ctrl-C (interactive runs only)."""
+        if self.url is None or not interactive:
+            return
+        self.console.print(
+            f"scenario finished; the console stays up at {self.url} - Ctrl-C to end and score"
+        )
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.Event().wait()
+
+
 def main(args: argparse.Namespace) -> int:
     """Run the demo; returns the exit code."""
     from fusion.warm import warmup
@@ -115,6 +181,7 @@ def main(args: argparse.Namespace) -> int:
 
     view = _View(console, site)
     sink = MemorySink(on_message=view.on_message)
+    web = _WebConsole(console, args, out, site)
     speed = args.speed if args.speed > 0 else None
     items = (
         ReplayItem(i, m.topic, m.payload, m.arrival) for i, m in enumerate(scenario.messages, 1)
@@ -122,17 +189,24 @@ def main(args: argparse.Namespace) -> int:
     holder: dict[str, Any] = {}
 
     async def make(t_first: float) -> Pipeline:
-        pipe = Pipeline(site, sink, started=t_first)
+        pipe = Pipeline(site, web.wrap(sink), started=t_first)
+        web.attach(pipe)
         holder["pipe"] = pipe
         return pipe
 
-    async def run() -> Pipeline | None:
+    async def feed() -> Pipeline | None:
         if args.no_live:
             return await run_items(make, items, speed=speed)
         with Live(view.panel(None), console=console, refresh_per_second=4) as live:
             return await run_items(
                 make, items, speed=speed, on_step=lambda p: live.update(view.panel(p))
             )
+
+    async def run() -> Pipeline | None:
+        async with web.serve():
+            pipe = await feed()
+            await web.hold(interactive=not args.no_live and sys.stdin.isatty())
+            return pipe
 
     pipe = asyncio.run(run())
     tracks_path, alerts_path = out / "tracks.jsonl", out / "alerts.jsonl"

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from prometheus_client import Gauge, start_http_server
 
 from alerts import AlertStore, MemoryAlertStore, RedisAlertStore
+from console import ConsoleHub, ConsoleOptions, HubSink, serve_console
 from drivers import DriverConnectError, HealthEvent, MqttDriver, MqttSettings, Publisher
 from fusion.config import TrackerConfig
 from fusion.state import C_NLIVE
@@ -152,8 +153,15 @@ class _Metrics:
         )
 
 
-async def run_live(site: Site, settings: LiveSettings, stop: asyncio.Event | None = None) -> None:
-    """Run until ``stop`` is set (or SIGINT/SIGTERM when ``stop`` is None)."""
+async def run_live(
+    site: Site,
+    settings: LiveSettings,
+    stop: asyncio.Event | None = None,
+    *,
+    console: ConsoleOptions | None = None,
+) -> None:
+    """Run until ``stop`` is set (or SIGINT/SIGTERM when ``stop`` is None); with
+    ``console``, serve the operator console on the same loop."""
     stop = stop if stop is not None else _signal_event()
     clock = settings.clock
     started = clock()
@@ -161,8 +169,10 @@ async def run_live(site: Site, settings: LiveSettings, stop: asyncio.Event | Non
         RedisAlertStore.from_url(settings.redis_url) if settings.redis_url else MemoryAlertStore()
     )
     sink = MqttSink()
+    hub = ConsoleHub(site, clock=clock) if console is not None else None
     pipe = Pipeline(
-        site, sink, started=started, store=store, tracker_config=settings.tracker,
+        site, HubSink(sink, hub) if hub is not None else sink, started=started, store=store,
+        tracker_config=settings.tracker,
         step_s=settings.step_s,
     )  # fmt: skip
     await pipe.restore()
@@ -177,7 +187,10 @@ async def run_live(site: Site, settings: LiveSettings, stop: asyncio.Event | Non
     driver = MqttDriver(
         pipe.core.ingest, settings.mqtt, pipe.accept, on_health=on_health, clock=clock
     )
+    consoles = contextlib.AsyncExitStack()
     try:
+        if hub is not None and console is not None:
+            await consoles.enter_async_context(serve_console(hub, pipe, console))
         async with driver:
             sink.publisher = driver.publisher
             log.info("limes service for site %r on mqtt %s", site.name, settings.mqtt.endpoint)
@@ -188,6 +201,7 @@ async def run_live(site: Site, settings: LiveSettings, stop: asyncio.Event | Non
                 await stop.wait()
                 stepper.cancel()
     finally:
+        await consoles.aclose()
         with contextlib.suppress(Exception):
             await store.aclose()
     log.info("limes service stopped")
