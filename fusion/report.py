@@ -99,29 +99,51 @@ def track_updates(
 
 
 class Reporter:
-    """Chooses which snapshot rows to emit (contract cadence) and formats them."""
+    """Chooses which snapshot rows to emit (contract cadence) and formats them.
 
-    def __init__(self, site: SiteLike, *, include_tentative: bool = False) -> None:
+    Cadence: with ``dt`` the spacing of the last two snapshots, a live track is emitted when it
+    was updated since its last emission, or when ``t - last + dt >= track_report_s`` (the next
+    step would otherwise come too late). A track is reported ``lost`` at most once: its id is
+    remembered for ``lost_memory_s`` and every later row with it (a rewind-and-replay can end
+    or revive a track again) is suppressed.
+    """
+
+    def __init__(
+        self, site: SiteLike, *, include_tentative: bool = False, lost_memory_s: float = 900.0
+    ) -> None:
         self.site = site
         self.include_tentative = include_tentative
+        self.lost_memory_s = lost_memory_s
         self._last: dict[int, float] = {}  # track id -> time of its last emission
+        self._lost: dict[int, float] = {}  # track id -> time it was reported lost
+        self._t_prev: float | None = None
 
     def __call__(self, snap: Snapshot) -> list[dict[str, Any]]:
         """Updates due for this snapshot (confirmed, optionally tentative, and lost once)."""
         period = float(self.site.track_report_s)
+        t = float(snap.t)
+        dt = t - self._t_prev if self._t_prev is not None and t > self._t_prev else 0.0
+        self._t_prev = t
+        if self._lost:
+            old = [k for k, v in self._lost.items() if v < t - self.lost_memory_s]
+            for k in old:
+                del self._lost[k]
         rows: list[int] = []
         for r in range(len(snap)):
             tid = int(snap.track_id[r])
+            if tid in self._lost:
+                continue
             st = int(snap.status[r])
             if st == DEAD:
-                if tid in self._last or (self.include_tentative or snap.was_confirmed[r]):
+                if tid in self._last or self.include_tentative or snap.was_confirmed[r]:
                     rows.append(r)
+                    self._lost[tid] = t
                 self._last.pop(tid, None)
                 continue
             if st == TENTATIVE and not self.include_tentative:
                 continue
             last = self._last.get(tid)
-            if last is None or snap.t - last >= period or snap.t_update[r] > last:
+            if last is None or t - last + dt >= period - 1e-9 or snap.t_update[r] > last:
                 rows.append(r)
-                self._last[tid] = snap.t
+                self._last[tid] = t
         return track_updates(snap, self.site, rows)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -99,3 +101,36 @@ def test_track_updates_of_no_rows_is_empty(site: geo.Site) -> None:
     snap = Tracker().step(T0).snapshot
     assert track_updates(snap, site) == []
     assert np.asarray(snap.track_id).size == 0
+
+
+def test_cadence_holds_with_irregular_steps(site: geo.Site) -> None:
+    """Steps 0.6-0.9 s apart: no confirmed track goes longer than track_report_s unreported."""
+    x0, y0 = _near_border(site)
+    trk = Tracker(n_sensors=len(site.sensor_ids))
+    rep = Reporter(site)
+    rng = np.random.default_rng(0)
+    t = T0
+    seen: dict[str, list[float]] = {}
+    for k in range(40):
+        t += float(rng.uniform(0.6, 0.9))
+        rows = build.point([t], [x0], [y0 + 30.0], [5.0], mid0=k) if k < 6 else None
+        for u in rep(trk.step(t, rows).snapshot):
+            if u["status"] == "confirmed":
+                seen.setdefault(str(u["track_id"]), []).append(float(u["t"]))
+    times = seen["T000001"]
+    assert len(times) > 10  # a coasting confirmed track keeps reporting
+    assert max(np.diff(times)) <= site.track_report_s + 1e-9
+
+
+def test_lost_is_never_repeated_for_the_same_id(site: geo.Site) -> None:
+    rep = Reporter(site)
+    trk = Tracker()
+    snap = trk.step(T0, build.point([T0], [0.0], [0.0], [5.0])).snapshot
+    dead = dataclasses.replace(
+        snap, status=np.array([3], np.uint8), was_confirmed=np.array([1], np.uint8)
+    )
+    assert [u["status"] for u in rep(dead)] == ["lost"]
+    later = dataclasses.replace(dead, t=T0 + 5)
+    assert rep(later) == []  # e.g. ended again after a rewind-and-replay
+    revived = dataclasses.replace(dead, t=T0 + 6, status=np.array([2], np.uint8))
+    assert rep(revived) == []  # no updates for an id after its 'lost'
