@@ -1,24 +1,30 @@
 """Per-device de-duplication of ``(device, seq)`` with a bounded window, and gap counting.
 
-For each device the window keeps the highest ``seq`` accepted (``hi``) and a bitmask of
+For each device a window keeps the highest ``seq`` accepted (``hi``) and a bitmask of
 which of ``hi, hi-1, ..., hi-W+1`` were accepted (bit ``k`` is ``hi - k``). Memory is
 O(devices * W / 8) bytes, whatever the traffic.
 
 Decisions for a new ``seq`` (see :class:`SeqVerdict`):
 
-* first batch of a device, or first after :meth:`SeqWindows.reset`: accepted (``NEW``).
+* first batch of a device, or first of a new epoch (below): accepted (``NEW``).
 * ``seq > hi``: accepted; ``seq - hi - 1`` batches are counted as lost (a gap).
 * ``hi - W < seq <= hi`` and not seen: accepted late (``LATE``), fills one earlier gap
   (counted as recovered: lost - recovered is the net loss).
 * seen within the window: ``DUPLICATE`` (not processed again).
-* ``seq <= hi - W``: older than the window can judge. The contract lets a restarted device
-  start ``seq`` again from any value (after a status ``online``, which resets the window);
-  a far regression without that status is treated as such a restart (``RESTART``) and
-  accepted, rather than risk dropping a restarted device's data.
+* ``seq <= hi - W``: older than the window can judge; treated as a device restart
+  (``RESTART``) and accepted, rather than risk dropping a restarted device's data.
+
+Epochs. The contract lets a device that restarts publish status ``online`` and start
+``seq`` again from any value. A status ``online`` at device time ``T`` (:meth:`reset`)
+starts a new epoch: the next batch starts a fresh window, no gap counted. The previous
+epoch's window is kept: a batch *sent* before ``T`` (a QoS 1 redelivery of an old batch,
+or a late one) is judged against it, so a periodic ``online`` (a heartbeat) never lets a
+redelivered batch through twice. Batches without a ``sent`` time count as current.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -35,17 +41,25 @@ class SeqVerdict(IntEnum):
 
 
 @dataclass(slots=True)
-class _Window:
+class _Bits:
+    """One epoch's window: highest accepted ``seq`` and the bitmask below it."""
+
     hi: int
     seen: int  # bitmask, bit k <=> seq hi-k accepted
+
+
+@dataclass(slots=True)
+class _Window:
+    cur: _Bits | None  # None: fresh epoch, the next seq starts the window
+    prev: _Bits | None = None  # the epoch before the latest status online
+    since: float = -math.inf  # device time of the latest status online
     lost: int = 0
     recovered: int = 0
     duplicates: int = 0
-    fresh: bool = False  # after a reset: the next seq starts a new window, no gap
 
 
 class SeqWindows:
-    """Sliding windows of accepted sequence numbers, one per device."""
+    """Sliding windows of accepted sequence numbers, one per device (two epochs each)."""
 
     def __init__(self, window: int = DEFAULT_WINDOW) -> None:
         if window < 1:
@@ -55,43 +69,55 @@ class SeqWindows:
         self._mask = (1 << window) - 1
         self._w: dict[str, _Window] = {}
 
-    def check(self, device: str, seq: int) -> tuple[SeqVerdict, int]:
-        """Record ``seq`` for ``device``; return the verdict and the batches newly lost.
+    def check(self, device: str, seq: int, sent: float = math.nan) -> tuple[SeqVerdict, int]:
+        """Record ``seq`` (a batch sent at device time ``sent``) for ``device``; return the
+        verdict and the batches newly lost.
 
         Call only for batches that passed validation (a rejected batch does not use up
         its seq). A ``DUPLICATE`` changes nothing but the duplicate count.
         """
         w = self._w.get(device)
         if w is None:
-            self._w[device] = _Window(hi=seq, seen=1)
+            self._w[device] = _Window(cur=_Bits(hi=seq, seen=1))
             return SeqVerdict.NEW, 0
-        if w.fresh:
-            w.hi, w.seen, w.fresh = seq, 1, False
+        if w.prev is not None and sent < w.since:
+            verdict, _ = self._mark(w.prev, seq)  # an old epoch's batch: no gap accounting
+        elif w.cur is None:
+            w.cur = _Bits(hi=seq, seen=1)
             return SeqVerdict.NEW, 0
-        d = seq - w.hi
-        if d > 0:
-            lost = d - 1
-            w.seen = ((w.seen << d) | 1) & self._mask if d < self.window else 1
-            w.hi = seq
+        else:
+            verdict, lost = self._mark(w.cur, seq)
             w.lost += lost
-            return SeqVerdict.NEW, lost
+            if verdict is not SeqVerdict.DUPLICATE:
+                if verdict is SeqVerdict.LATE:
+                    w.recovered += 1
+                return verdict, lost
+        if verdict is SeqVerdict.DUPLICATE:
+            w.duplicates += 1
+        return verdict, 0
+
+    def _mark(self, b: _Bits, seq: int) -> tuple[SeqVerdict, int]:
+        d = seq - b.hi
+        if d > 0:
+            b.seen = ((b.seen << d) | 1) & self._mask if d < self.window else 1
+            b.hi = seq
+            return SeqVerdict.NEW, d - 1
         k = -d
         if k >= self.window:
-            w.hi, w.seen = seq, 1
+            b.hi, b.seen = seq, 1
             return SeqVerdict.RESTART, 0
         bit = 1 << k
-        if w.seen & bit:
-            w.duplicates += 1
+        if b.seen & bit:
             return SeqVerdict.DUPLICATE, 0
-        w.seen |= bit
-        w.recovered += 1
+        b.seen |= bit
         return SeqVerdict.LATE, 0
 
-    def reset(self, device: str) -> None:
-        """Forget the window of ``device`` (it restarted: status ``online``); keep its counts."""
+    def reset(self, device: str, t: float = math.inf) -> None:
+        """Start a new epoch for ``device`` (status ``online`` at device time ``t``);
+        batches sent before ``t`` are still judged against the previous epoch."""
         w = self._w.get(device)
-        if w is not None:
-            w.fresh = True
+        if w is not None and w.cur is not None:
+            w.prev, w.cur, w.since = w.cur, None, t
 
     def counts(self, device: str) -> tuple[int, int, int]:
         """``(lost, recovered, duplicates)`` batches for ``device`` since start."""

@@ -27,6 +27,7 @@ Reason codes: ``bad_topic``, ``unknown_kind``, ``oversize``, ``unknown_device``,
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Final
@@ -183,6 +184,7 @@ class IngestResult:
     lost: int = 0  # batches newly counted lost (seq gap) by this batch
     late: int = 0  # events later than ``late_after_s``
     rejected_events: int = 0
+    sent: float = math.nan  # the batch's ``sent`` (device time), NaN when absent
 
 
 class _Reject(Exception):  # noqa: N818  (internal control flow, never escapes)
@@ -367,6 +369,7 @@ class Ingest:
             self._check_version(batch.v)
         if batch.device != dev:
             raise _Reject(f"device_mismatch: payload device {batch.device!r} on topic of {dev!r}")
+        res.sent = batch.sent
         if kind == "fibre":
             self._fibre_fast(dev, topic, payload, now, res, batch.events, batch.seq)
             return
@@ -396,6 +399,7 @@ class Ingest:
         self._check_version(env.v)
         if env.device != dev:
             raise _Reject(f"device_mismatch: payload device {env.device!r} on topic of {dev!r}")
+        res.sent = env.sent
         if not env.events:
             raise _Reject("empty_batch: a batch holds 1 to 10000 events, got 0")
         if len(env.events) > MAX_EVENTS:
@@ -496,7 +500,7 @@ class Ingest:
         if n == 0:
             listed = "; ".join(f"[{i}] {r}" for i, r in rejects[:5])
             raise _Reject(f"no_valid_events: all {len(rejects)} events rejected: {listed}")
-        verdict, lost = self.windows.check(dev, seq)
+        verdict, lost = self.windows.check(dev, seq, res.sent)
         res.device, res.seq, res.verdict = dev, seq, verdict
         m = self.metrics
         if verdict is SeqVerdict.DUPLICATE:
@@ -711,7 +715,7 @@ class Ingest:
             heading_deg=st.heading_deg,
         )
         if st.state == "online":
-            self.windows.reset(dev)
+            self.windows.reset(dev, t)
             self.metrics.seq_resets.labels(cause="online").inc()
         res.device, res.status = dev, out
         res.health = self.health.status(out)

@@ -120,6 +120,43 @@ def test_dedup_gap_late_duplicate_and_online_reset() -> None:
     assert r.lost == 0
 
 
+def test_heartbeat_online_does_not_let_a_redelivered_batch_through() -> None:
+    i = ing()
+    status = "limes/v1/sensors/fibre/FO-01/status"
+    for seq in (1, 2, 3):
+        assert i.handle(FT, fibre(seq, sent=NOW + seq), NOW + seq).verdict is SeqVerdict.NEW
+    # a periodic online status (no restart), then a QoS 1 redelivery of batch 2
+    assert i.handle(
+        status, json.dumps({"state": "online", "t": NOW + 10}).encode(), NOW + 10
+    ).accepted
+    again = i.handle(FT, fibre(2, sent=NOW + 2), NOW + 11)
+    assert again.duplicate
+    assert len(again.meas) == 0
+    # the device goes on with its seq: accepted, no gap counted
+    on = i.handle(FT, fibre(4, sent=NOW + 12), NOW + 12)
+    assert on.verdict is SeqVerdict.NEW
+    assert on.lost == 0
+    assert i.snapshot(NOW + 12)["FO-01"].lost_batches == 0
+
+
+def test_restart_starts_seq_again_and_old_batches_still_dedup() -> None:
+    i = ing()
+    status = "limes/v1/sensors/fibre/FO-01/status"
+    for seq in (500, 501):
+        assert i.handle(FT, fibre(seq, sent=NOW + seq / 100), NOW + 6).accepted
+    # restart: online at NOW + 20, seq starts again at 1 (inside the old window's range)
+    i.handle(status, json.dumps({"state": "online", "t": NOW + 20}).encode(), NOW + 20)
+    r1 = i.handle(FT, fibre(1, sent=NOW + 21), NOW + 21)
+    assert r1.verdict is SeqVerdict.NEW
+    assert len(r1.meas) == 1
+    assert i.handle(FT, fibre(1, sent=NOW + 21), NOW + 22).duplicate
+    # a batch sent before the restart, delayed: judged against the old epoch
+    assert i.handle(FT, fibre(501, sent=NOW + 5.01), NOW + 23).duplicate
+    late = i.handle(FT, fibre(499, sent=NOW + 4.99), NOW + 23)
+    assert late.verdict is SeqVerdict.LATE
+    assert len(late.meas) == 1
+
+
 def test_seq_window_is_bounded() -> None:
     w = SeqWindows(window=8)
     for s in range(100):
