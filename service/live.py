@@ -22,11 +22,18 @@ from prometheus_client import Gauge, start_http_server
 
 from alerts import AlertStore, MemoryAlertStore, RedisAlertStore
 from console import ConsoleHub, ConsoleOptions, HubSink, serve_console
-from drivers import DriverConnectError, HealthEvent, MqttDriver, MqttSettings, Publisher
+from drivers import DriverConnectError, MqttSettings, MqttSource, Publisher
 from fusion.config import TrackerConfig
 from fusion.state import C_NLIVE
 from geo import Site
-from service.core import health_input
+from service.journal import (
+    Durable,
+    RedisJournal,
+    ResilientStore,
+    message_time,
+    recover,
+    take_snapshot,
+)
 from service.runtime import Pipeline
 
 log = logging.getLogger("limes.service")
@@ -108,6 +115,17 @@ class LiveSettings:
     tracker: TrackerConfig | None = None
     clock: Callable[[], float] = time.time
     clock_rate: float = 1.0
+    #: ``now`` of each message is its payload's ``sent`` (else ``t``), and the tracker steps
+    #: when a message's ``now`` reaches the next step time, as in a replay: the run is a
+    #: deterministic function of the message sequence (fault-injection tests, re-runs)
+    message_clock: bool = False
+    #: service start time (default: ``clock()``; a journal keeps its first start time)
+    started: float | None = None
+    #: journal inputs in a Redis Stream and snapshot the state (needs ``redis_url``)
+    journal: bool = True
+    snapshot_s: float = 30.0
+    #: measurement rows waiting for the tracker above which batches are shed (counted)
+    max_pending_rows: int = 500_000
 
     def __post_init__(self) -> None:
         if not self.clock_rate > 0:
@@ -164,10 +182,14 @@ async def run_live(
     ``console``, serve the operator console on the same loop."""
     stop = stop if stop is not None else _signal_event()
     clock = settings.clock
-    started = clock()
-    store: AlertStore = (
-        RedisAlertStore.from_url(settings.redis_url) if settings.redis_url else MemoryAlertStore()
-    )
+    started = settings.started if settings.started is not None else clock()
+    journal: RedisJournal | None = None
+    store: AlertStore = MemoryAlertStore()
+    if settings.redis_url:
+        store = ResilientStore(RedisAlertStore.from_url(settings.redis_url))
+        if settings.journal:
+            journal = RedisJournal.from_url(settings.redis_url)
+            started = await journal.meta(started)
     sink = MqttSink()
     hub = ConsoleHub(site, clock=clock) if console is not None else None
     pipe = Pipeline(
@@ -175,18 +197,27 @@ async def run_live(
         tracker_config=settings.tracker,
         step_s=settings.step_s,
     )  # fmt: skip
-    await pipe.restore()
+    durable = Durable(pipe, journal, max_pending_rows=settings.max_pending_rows)
+    recovered = await recover(durable, journal) if journal is not None else None
+    if recovered is None or not (recovered.snapshot or recovered.replayed):
+        await pipe.restore()
     _Metrics(pipe, sink)
     if settings.metrics_port is not None:
         start_http_server(settings.metrics_port, registry=pipe.core.ingest.metrics.registry)
         log.info("metrics on http://0.0.0.0:%d/metrics", settings.metrics_port)
 
-    async def on_health(events: list[HealthEvent]) -> None:
-        await pipe.submit(health_input(e) for e in events)
+    async def on_message(topic: str, payload: bytes) -> None:
+        # runs before the message is acknowledged: journaled, then applied
+        if settings.message_clock:
+            now = message_time(payload, durable.now)
+            if pipe.core.due(now):
+                await durable.step(now)
+                await durable.after_step()
+        else:
+            now = clock()
+        await durable.message(topic, payload, now)
 
-    driver = MqttDriver(
-        pipe.core.ingest, settings.mqtt, pipe.accept, on_health=on_health, clock=clock
-    )
+    driver = MqttSource(settings.mqtt, on_message)
     consoles = contextlib.AsyncExitStack()
     try:
         if hub is not None and console is not None:
@@ -196,7 +227,7 @@ async def run_live(
             log.info("limes service for site %r on mqtt %s", site.name, settings.mqtt.endpoint)
             async with asyncio.TaskGroup() as tg:
                 stepper = tg.create_task(
-                    _step_loop(pipe, sink, stop, clock, settings.clock_rate), name="service.step"
+                    _step_loop(durable, sink, stop, clock, settings), name="service.step"
                 )
                 await stop.wait()
                 stepper.cancel()
@@ -204,22 +235,66 @@ async def run_live(
         await consoles.aclose()
         with contextlib.suppress(Exception):
             await store.aclose()
+        if journal is not None:
+            with contextlib.suppress(Exception):
+                await journal.aclose()
     log.info("limes service stopped")
 
 
 async def _step_loop(
-    pipe: Pipeline,
+    durable: Durable,
     sink: MqttSink,
     stop: asyncio.Event,
     clock: Callable[[], float],
-    rate: float,
+    settings: LiveSettings,
 ) -> None:
-    step_s = pipe.core.step_s
+    """Steps (wall clock), flushes, self-checks and snapshots."""
+    step_s = durable.pipe.core.step_s
+    rate = settings.clock_rate
+    next_snapshot = time.monotonic() + settings.snapshot_s
     while not stop.is_set():
         now = clock()
         await sink.flush()
-        await pipe.step(now)
-        await asyncio.sleep(max(0.0, (now + step_s - clock()) / rate))
+        await _self_check(durable, sink)
+        if not settings.message_clock:
+            await durable.step(now)
+            await durable.after_step()
+        journal = durable.journal
+        store = durable.pipe.store
+        if (
+            journal is not None
+            and isinstance(store, ResilientStore)
+            and time.monotonic() >= next_snapshot
+        ):
+            async with durable.lock:
+                await take_snapshot(durable, journal, store)
+            next_snapshot = time.monotonic() + settings.snapshot_s
+        if settings.message_clock:
+            await asyncio.sleep(step_s / rate)
+        else:
+            await asyncio.sleep(max(0.0, (now + step_s - clock()) / rate))
+
+
+async def _self_check(durable: Durable, sink: MqttSink) -> None:
+    """Retry what Redis could not take; raise or clear the service's own faults."""
+    journal = durable.journal
+    store = durable.pipe.store
+    if journal is not None:
+        ok = await journal.flush()
+        await durable.set_fault(
+            "journal", None if ok else "Redis unreachable, input journal buffered in memory"
+        )
+    if isinstance(store, ResilientStore):
+        ok = await store.flush()
+        await durable.set_fault(
+            "alert_store", None if ok else "Redis unreachable, alert writes buffered in memory"
+        )
+    overflow = sink.dropped_qos1 > durable.health.outbound_dropped
+    durable.health.outbound_dropped = sink.dropped_qos1
+    if overflow:
+        await durable.set_fault("outbound", "MQTT outbound queue overflowed (oldest dropped)")
+    elif not sink.pending:
+        await durable.set_fault("outbound", None)
 
 
 def _signal_event() -> asyncio.Event:
