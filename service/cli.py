@@ -132,14 +132,18 @@ def _run(args: argparse.Namespace) -> int:
         port=url.port or 1883,
         client_id=args.client_id,
         username=os.environ.get("LIMES_MQTT_USERNAME"),
-        password=os.environ.get("LIMES_MQTT_PASSWORD"),
+        password=_secret("LIMES_MQTT_PASSWORD"),
     )
     logging.getLogger("limes.service").info("JIT warm-up %.1f s", warmup())
     settings = LiveSettings(
         mqtt=mqtt,
-        redis_url=args.redis,
+        redis_url=args.redis or _secret("LIMES_REDIS_URL"),
         step_s=args.step_s,
         metrics_port=args.metrics_port or None,
+        message_clock=args.clock == "message",
+        started=args.started,
+        journal=not args.no_journal,
+        snapshot_s=args.snapshot_s,
     )
     from console import options_from_args
 
@@ -148,6 +152,21 @@ def _run(args: argparse.Namespace) -> int:
         logging.getLogger("limes.service").warning("console off: no --console-users")
     asyncio.run(run_live(site, settings, console=console))
     return 0
+
+
+def _secret(name: str) -> str | None:
+    """A secret from ``$NAME``, else from the file named by ``$NAME_FILE`` (systemd
+    credentials, Docker/Kubernetes secrets); surrounding whitespace stripped."""
+    value = os.environ.get(name)
+    if value:
+        return value
+    path = os.environ.get(f"{name}_FILE")
+    if not path:
+        return None
+    try:
+        return Path(path).read_text(encoding="utf-8").strip() or None
+    except OSError as exc:
+        raise SystemExit(f"{name}_FILE: cannot read {path}: {exc.strerror}") from exc
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -173,7 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the live service on MQTT (and Redis)")
     run.add_argument("--site", type=Path, default=None, help="site TOML (default: ro-rs)")
     run.add_argument("--mqtt", default="mqtt://127.0.0.1:1883", help="broker URL")
-    run.add_argument("--redis", default=None, help="redis://host:port/db (default: embedded)")
+    run.add_argument(
+        "--redis",
+        default=None,
+        help="redis://host:port/db (default: $LIMES_REDIS_URL or the file named by "
+        "$LIMES_REDIS_URL_FILE; none: embedded store, no journal)",
+    )
     run.add_argument("--client-id", default="limes-service", help="MQTT persistent session id")
     run.add_argument("--step-s", type=float, default=0.5, help="tracker step period (s)")
     run.add_argument("--metrics-port", type=int, default=9108, help="Prometheus port (0: off)")
@@ -181,6 +205,16 @@ def build_parser() -> argparse.ArgumentParser:
     from console import add_arguments as add_console_arguments
 
     add_console_arguments(run)
+    run.add_argument(
+        "--clock",
+        choices=("wall", "message"),
+        default="wall",
+        help="wall: steps on wall time; message: each message's sent/t is now, steps as "
+        "in a replay (deterministic; tests and re-runs)",
+    )
+    run.add_argument("--started", type=float, default=None, help="service start time (epoch s)")
+    run.add_argument("--no-journal", action="store_true", help="no Redis input journal")
+    run.add_argument("--snapshot-s", type=float, default=30.0, help="state snapshot period (s)")
     run.set_defaults(handler=_run)
 
     replay = sub.add_parser("replay", help="feed a replay file; write tracks and alerts")
