@@ -44,10 +44,38 @@ FORMAT: Final = 1
 ALLOWED_MODULES: Final = ("fusion.", "drivers.", "alerts.", "service.", "geo.")
 _I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
 
-#: engine attributes that are configuration, rebuilt from the site, never snapshotted
-_ENGINE_CONFIG: Final = frozenset(
-    {"site", "s", "fallback_sector", "_sector_ids", "rules", "teams", "speed_mps"}
-)
+#: Per root object, the attributes that are configuration or sub-roots (rebuilt from the
+#: site and settings, never snapshotted). Every *other* attribute is state and is
+#: snapshotted, so state added later is captured without touching this module (and an
+#: attribute that cannot be encoded fails the snapshot loudly instead of being skipped).
+_CONFIG: Final[dict[str, frozenset[str]]] = {
+    "core": frozenset({"site", "step_s", "ingest", "tracker", "reporter", "_to_track"}),
+    "tracker": frozenset(
+        {"config", "_g", "_kpar", "_cpar", "_prior", "_spd", "_slam", "_C", "_C_fibre"}
+    ),
+    "reporter": frozenset({"site", "include_tentative"}),
+    "ingest": frozenset(
+        {
+            "site",
+            "metrics",
+            "health",
+            "windows",
+            "late_after_s",
+            "_fibre_units",
+            "_routes",
+            "_teams",
+            "_rx",
+            "_ok",
+            "_ev",
+            "_handlers",
+        }
+    ),
+    "health": frozenset({"site", "heartbeat_s"}),
+    "windows": frozenset({"window", "_mask"}),
+    "engine": frozenset(
+        {"site", "s", "fallback_sector", "_sector_ids", "rules", "teams", "speed_mps"}
+    ),
+}
 
 
 class SnapshotError(Exception):
@@ -188,19 +216,18 @@ def decode_value(v: Any) -> Any:  # noqa: PLR0911  (one branch per tag)
 
 def _roots(pipe: Pipeline) -> dict[str, tuple[object, list[str]]]:
     core = pipe.core
-    tr = core.tracker
-    tracker_attrs = ["table", "frontier", "counters"]
-    tracker_attrs += [a for a in ("_log", "_log_tmax", "_ckpts", "_step_times") if hasattr(tr, a)]
-    engine = pipe.engine
-    engine_attrs = sorted(k for k in vars(engine) if k not in _ENGINE_CONFIG)
+    objs: dict[str, object] = {
+        "core": core,
+        "tracker": core.tracker,
+        "reporter": core.reporter,
+        "ingest": core.ingest,
+        "health": core.ingest.health,
+        "windows": core.ingest.windows,
+        "engine": pipe.engine,
+    }
     return {
-        "core": (core, ["_pending", "_next_step", "counters"]),
-        "tracker": (tr, tracker_attrs),
-        "reporter": (core.reporter, ["_last"]),
-        "ingest": (core.ingest, ["_next_mid"]),
-        "health": (core.ingest.health, ["_d", "started"]),
-        "windows": (core.ingest.windows, ["_w"]),
-        "engine": (engine, engine_attrs),
+        name: (obj, [a for a, _ in _attrs(obj) if a not in _CONFIG[name]])
+        for name, obj in objs.items()
     }
 
 
