@@ -135,6 +135,10 @@ class Core:
         """True when ``now`` reached the next step time."""
         return now >= self._next_step
 
+    def next_step_at(self, now: float) -> float:
+        """Time of the next step: on the ``step_s`` grid after the first step (at ``now``)."""
+        return now if self._next_step == -math.inf else self._next_step
+
     @property
     def pending_rows(self) -> int:
         """Measurement rows waiting for the next step."""
