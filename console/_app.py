@@ -8,7 +8,7 @@ token in ``X-CSRF-Token`` and, when the browser sends one, a same-origin ``Origi
     GET  /healthz                  liveness (no session)
     POST /api/login                {"username", "password"} -> session cookie + CSRF token
     POST /api/logout
-    GET  /api/session              who am I (and my CSRF token)
+    GET  /api/session              who am I (and my CSRF token); user null: logged out
     GET  /api/site                 static map layers
     GET  /api/state                the hub's snapshot
     GET  /api/events               Server-Sent Events: snapshot, tracks, alert, health, patrols
@@ -203,7 +203,9 @@ def create_app(
         return resp
 
     async def whoami(request: Request) -> Response:
-        s = session(request)
+        s = sessions.get(request.cookies.get(COOKIE))
+        if s is None:  # not an error: the page asks this before showing the login form
+            return JSONResponse({"user": None})
         return JSONResponse({"user": s.user, "role": s.role, "csrf": s.csrf})
 
     async def site(request: Request) -> Response:

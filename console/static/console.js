@@ -65,6 +65,7 @@
       drawSite();
     }
     S.map.invalidateSize();
+    if (!S.fitted) { S.fitted = true; S.map.fitBounds(S.site.bounds, { padding: [10, 10] }); }
     connect();
   }
 
@@ -95,7 +96,7 @@
     es.onerror = async () => {
       conn.textContent = "reconnecting"; conn.className = "conn off";
       const r = await api("/api/session");
-      if (r.status === 401) showLogin("Session ended; log in again.");
+      if (r.ok && r.body && !r.body.user) showLogin("Session ended; log in again.");
     };
     es.addEventListener("snapshot", (e) => {
       const s = JSON.parse(e.data);
@@ -173,8 +174,6 @@
       S.fibreLines.set(f.id, line);
     }
     S.blind = L.layerGroup().addTo(S.layers.fibre);
-    const b = site.bounds;
-    S.map.fitBounds([b[0], b[1]], { padding: [10, 10] });
   }
 
   // ---- render ----------------------------------------------------------------------------
@@ -247,7 +246,7 @@
     renderAlerts();
     renderDetail(true);
     const a = S.alerts.get(id);
-    if (pan && a) S.map.setView([a.lat, a.lon], Math.max(S.map.getZoom(), 13));
+    if (pan && a) S.map.setView([a.lat, a.lon], Math.min(Math.max(S.map.getZoom(), 13), 15));
   }
 
   function fact(dl, k, v) { dl.append(el("dt", null, k), el("dd", null, v)); }
@@ -370,5 +369,5 @@
   // ---- boot ------------------------------------------------------------------------------
 
   initMap();
-  api("/api/session").then((r) => (r.ok ? start(r.body) : showLogin()));
+  api("/api/session").then((r) => (r.ok && r.body && r.body.user ? start(r.body) : showLogin()));
 })();
