@@ -97,6 +97,8 @@ _BASE_PRIORITY: dict[str, int] = {
     "loitering": 3,
     "sensor_fault": 3,
 }
+#: alert kinds about one object: a new track near an open alert of the kind continues it
+_OBJECT_KINDS = frozenset({"approach", "vehicle"})
 #: housekeeping (forget old tracks, drop expired cool-downs) at most this often (s)
 _HOUSEKEEP_S = 10.0
 
@@ -199,6 +201,8 @@ class AlertEngine:
         self._rate: dict[str, deque[float]] = {}
         self._overflow: dict[str, str] = {}  # sector -> open overflow alert id
         self._digs: deque[_Dig] = deque()
+        #: approach/vehicle alert -> (t, vx, vy) of its track's latest update
+        self._motion: dict[str, tuple[float, float, float]] = {}
         self._escalations: list[tuple[float, str]] = []
         self._cooldown_counted: set[tuple[str, str]] = set()
         self._last_housekeep = -math.inf
@@ -284,6 +288,8 @@ class AlertEngine:
         live = set(self.by_key.values())
         for aid in [a for a, r in self.alerts.items() if r.state == "resolved" and a not in live]:
             del self.alerts[aid]
+        for aid in [a for a in self._motion if a not in self.alerts]:
+            del self._motion[aid]
         horizon = self.now - self.s.digging_window_s
         while self._digs and self._digs[0].t < horizon:
             self._digs.popleft()
@@ -302,6 +308,10 @@ class AlertEngine:
             d.counters["late_track_updates"] += 1
             return
         findings = self.rules.observe(hist, u)
+        if self.rules.rejected:
+            for k, n in self.rules.rejected.items():
+                d.counters[f"rule_held:{k}"] += n
+            self.rules.rejected.clear()
         for f in findings:
             if f.kind == "digging":
                 self._on_digging(u, f, d)
@@ -359,7 +369,10 @@ class AlertEngine:
         if group is not None:
             if self.alerts[group].ccp_request_id is not None:
                 hist.ccp_sent = True  # the intrusion already has its joint-patrol request
-            self._join(group, u, f, d)
+            if f.kind in _OBJECT_KINDS:
+                self._continue(group, u, f, d)
+            else:
+                self._join(group, u, f, d)
             return
         if not self._rate_ok(sector):
             self._overflow_add(sector, f.kind, u, d, subject=u.track_id)
@@ -394,6 +407,8 @@ class AlertEngine:
         rec.summary = self._summary(f.kind, rec, f)
         self._open(rec, d)
         self.by_key[key] = rec.alert_id
+        if f.kind in _OBJECT_KINDS:
+            self._motion[rec.alert_id] = (u.t, u.vx, u.vy)
         if f.ccp and self.s.ccp_enabled and not hist.ccp_sent:
             hist.ccp_sent = True
             self._ccp(rec, u, d)
@@ -410,21 +425,47 @@ class AlertEngine:
         return False
 
     def _group_candidate(self, kind: AlertKind, sector: str, x: float, y: float) -> str | None:
-        r2 = self.s.group_radius_m**2
+        """The open alert a new track's finding joins: for crossings and loitering, people
+        together (``group_radius_m`` of its last position, same sector); for approach and
+        vehicle, the same object seen by another track fragment (``object_radius_m`` of its
+        last position moved on with its velocity, any sector)."""
+        obj = kind in _OBJECT_KINDS
+        r2 = (self.s.object_radius_m if obj else self.s.group_radius_m) ** 2
         best: tuple[float, str] | None = None
         for rec in self.alerts.values():
             if (
                 rec.kind != kind
-                or rec.sector != sector
+                or (rec.sector != sector and not obj)
                 or rec.state == "resolved"
                 or rec.track_id is None
                 or self.now - rec.last_activity_t > self.s.group_window_s
             ):
                 continue
-            dd = (rec.x - x) ** 2 + (rec.y - y) ** 2
+            px, py = rec.x, rec.y
+            m = self._motion.get(rec.alert_id) if obj else None
+            if m is not None:
+                px += m[1] * (self.now - m[0])
+                py += m[2] * (self.now - m[0])
+            dd = (px - x) ** 2 + (py - y) ** 2
             if dd <= r2 and (best is None or (dd, rec.alert_id) < best):
                 best = (dd, rec.alert_id)
         return None if best is None else best[1]
+
+    def _continue(self, aid: str, u: TrackUpdate, f: Finding, d: Decision) -> None:
+        """Another track of the same object: a member (not a group member); the alert
+        follows it from now on."""
+        rec = self.alerts[aid]
+        self.by_key[(u.track_id, f.kind)] = aid
+        if u.track_id not in rec.members:
+            rec.members.append(u.track_id)
+            d.counters["continued_alerts"] += 1
+            rec.track_id = u.track_id
+            rec.sensors = sorted(set(rec.sensors) | set(u.sensors))
+            self._transition(
+                rec, rec.state, u.t, SYSTEM, f"track {u.track_id} continues", "join", d,
+                publish=False,
+            )  # fmt: skip
+        self._refresh(rec, u, f, d)
 
     def _join(self, aid: str, u: TrackUpdate, f: Finding, d: Decision) -> None:
         rec = self.alerts[aid]
@@ -443,6 +484,8 @@ class AlertEngine:
         rec.last_activity_t = max(rec.last_activity_t, u.t)
         if u.track_id == rec.track_id:
             rec.x, rec.y = u.x, u.y
+            if rec.kind in _OBJECT_KINDS:
+                self._motion[rec.alert_id] = (u.t, u.vx, u.vy)
             rec.class_p = max(rec.class_p, u.class_p)
             rec.cls = u.cls if u.cls != "unknown" else rec.cls
         if f.corroborated and not rec.corroborated:
@@ -601,8 +644,25 @@ class AlertEngine:
 
     # -- health ----------------------------------------------------------------------------------
 
+    def _fibre_blind(self, h: HealthEvent) -> None:
+        """Keep the rules' map of fibre stretches that cannot detect (cut, offline)."""
+        fc = self.site.fibre_by_id.get(h.device)
+        if fc is None or h.state == "unknown":
+            return
+        if h.state == "online":
+            self.rules.fibre_blind.pop(h.device, None)
+            return
+        m = _CUT_RE.search(h.detail or "") if h.state == "fault" else None
+        if m is None:
+            self.rules.fibre_blind[h.device] = (fc.from_m, fc.to_m)
+            return
+        cut = min(max(float(m.group(1)), 0.0), fc.cable_length_m)
+        ends = fc.border_chainage([cut, fc.cable_length_m])
+        self.rules.fibre_blind[h.device] = (float(min(ends)), float(max(ends)))
+
     def _on_health(self, h: HealthEvent, d: Decision) -> None:
         d.counters["health_events"] += 1
+        self._fibre_blind(h)
         key = (f"device:{h.device}", "sensor_fault")
         aid = self.by_key.get(key)
         rec = self.alerts.get(aid) if aid is not None else None
@@ -792,6 +852,9 @@ class AlertEngine:
                 hn = self.tracks[new] = TrackHistory(new, first_t=ho.first_t)
             if ho.neighbour_t is not None:
                 hn.neighbour_t = max(hn.neighbour_t or -math.inf, ho.neighbour_t)
+            if ho.neighbour_far_t is not None:
+                hn.neighbour_far_t = max(hn.neighbour_far_t or -math.inf, ho.neighbour_far_t)
+            hn.fibre = hn.fibre or ho.fibre
             hn.first_t = min(hn.first_t, ho.first_t)
             hn.ccp_sent = hn.ccp_sent or ho.ccp_sent
             del self.tracks[old]

@@ -33,7 +33,7 @@ Updates older than the track's latest are ignored (late or duplicated messages).
 from __future__ import annotations
 
 import math
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from alerts.geometry import LineFrame
@@ -58,6 +58,8 @@ class TrackHistory:
     last_t: float = -math.inf
     n: int = 0
     neighbour_t: float | None = None  # last sighting at sd <= -crossing_from_m
+    neighbour_far_t: float | None = None  # last sighting at sd <= -crossing_vehicle_m
+    fibre: bool = False  # a fibre unit contributed to the track
     pts: deque[tuple[float, float, float]] = field(default_factory=deque)  # (t, x, y)
     next_loiter_check: float = -math.inf
     ccp_sent: bool = False
@@ -85,11 +87,26 @@ class Rules:
         self.home = site.home
         self.approach_m = float(site.approach_m)
         self._fibre = {d for d, k in site.sensor_kind.items() if k == "fibre"}
+        self._fibre_spans = [(f.id, f.from_m, f.to_m) for f in site.cfg.fibre]
+        #: fibre unit -> border chainage interval it cannot see (cut, offline); the engine
+        #: keeps it from health events
+        self.fibre_blind: dict[str, tuple[float, float]] = {}
         self._history_s = max(settings.loiter_s, 1.0) + 2 * LOITER_CHECK_S
+        #: findings the rules held back, by reason (the engine adds them to its counters)
+        self.rejected: Counter[str] = Counter()
 
     def signed_distance(self, u: TrackUpdate) -> float:
         """``sd``: the contract's unsigned distance signed by ``side``."""
         return u.border_dist_m if u.side == self.home else -u.border_dist_m
+
+    def fibre_live(self, chain: float) -> bool:
+        """A fibre unit that is not blind there covers border chainage ``chain``."""
+        for dev, lo, hi in self._fibre_spans:
+            if lo <= chain <= hi:
+                blind = self.fibre_blind.get(dev)
+                if blind is None or not blind[0] <= chain <= blind[1]:
+                    return True
+        return False
 
     def fibre_only(self, u: TrackUpdate) -> bool:
         """Every sensor of the update is a fibre unit of the site."""
@@ -107,6 +124,10 @@ class Rules:
         sd = self.signed_distance(u)
         if sd <= -s.crossing_from_m:
             hist.neighbour_t = t
+        if sd <= -s.crossing_vehicle_m:
+            hist.neighbour_far_t = t
+        if not hist.fibre and any(d in self._fibre for d in u.sensors):
+            hist.fibre = True
         if not hist.pts or t - hist.pts[-1][0] >= HISTORY_STEP_S:
             hist.pts.append((t, u.x, u.y))
         while hist.pts and hist.pts[0][0] < t - self._history_s:
@@ -126,11 +147,14 @@ class Rules:
         if near or confirmed:
             chain, nx, ny = self.frame.at(u.x, u.y)
             v_home = u.vx * nx + u.vy * ny
+        speed = math.hypot(u.vx, u.vy)
+        age = t - hist.first_t
         out: list[Finding] = []
         if u.cls == "digging":
-            out.append(Finding(kind="digging", chain=chain, sd=sd))
+            if hist.fibre and dist <= s.digging_line_m and speed <= s.digging_max_speed_mps:
+                out.append(Finding(kind="digging", chain=chain, sd=sd))
         else:
-            crossing = self._crossing(hist, u, sd, v_home, fibre_only, first_update)
+            crossing = self._crossing(hist, u, sd, chain, v_home, fibre_only, first_update)
             if crossing is not None:
                 out.append(
                     Finding(
@@ -142,12 +166,22 @@ class Rules:
                         v_home=v_home,
                     )
                 )
-        if confirmed and -self.approach_m <= sd < 0.0 and v_home >= s.approach_min_speed_mps:
+        corroborated = len(u.sensors) >= s.track_min_sensors
+        if (
+            confirmed
+            and corroborated
+            and u.cls in ("person", "group", "unknown")
+            and age >= s.approach_min_age_s
+            and -self.approach_m <= sd < 0.0
+            and v_home >= max(s.approach_min_speed_mps, s.approach_min_heading * speed)
+        ):
             out.append(Finding(kind="approach", ccp=True, chain=chain, sd=sd, v_home=v_home))
         if (
             confirmed
+            and corroborated
             and u.cls == "vehicle"
             and u.class_p >= s.vehicle_min_p
+            and age >= s.vehicle_min_age_s
             and dist <= s.vehicle_m
         ):
             out.append(Finding(kind="vehicle", chain=chain, sd=sd, v_home=v_home))
@@ -162,26 +196,55 @@ class Rules:
         hist: TrackHistory,
         u: TrackUpdate,
         sd: float,
+        chain: float,
         v_home: float,
         fibre_only: bool,
         first_update: bool,
     ) -> tuple[bool, bool] | None:
         """``(corroborated, ccp)`` when the crossing rule fires, else ``None``."""
         s = self.s
-        nt = hist.neighbour_t
+        vehicle = u.cls == "vehicle"
+        nt = hist.neighbour_far_t if vehicle else hist.neighbour_t
         if (
             u.status == "confirmed"
             and nt is not None
             and u.t - nt <= s.crossing_window_s
-            and sd >= s.crossing_hysteresis_m
+            and sd >= (s.crossing_vehicle_m if vehicle else s.crossing_hysteresis_m)
         ):
-            hist.neighbour_t = None  # consumed: one crossing per passage
-            return True, u.t - nt <= s.ccp_crossing_recent_s
-        if fibre_only and abs(sd) <= s.fibre_line_m:
+            return self._fused_crossing(hist, u, nt, sd, chain, v_home)
+        if fibre_only and abs(sd) <= s.fibre_line_m and u.cls not in ("vehicle", "digging"):
             moving_in = v_home >= s.fibre_min_speed_mps
             second = not first_update and u.t - hist.first_t >= s.fibre_second_event_s
-            return moving_in or second, False
+            if moving_in or second:
+                return True, False
+            if s.fibre_uncorroborated_alert:
+                return False, False
         return None
+
+    def _fused_crossing(
+        self, hist: TrackHistory, u: TrackUpdate, nt: float, sd: float, chain: float, v_home: float
+    ) -> tuple[bool, bool] | None:
+        """A track seen on the neighbour side is now home side: a crossing, unless it
+        jumped there, does not head across, or lacks the fibre that would have felt it."""
+        s = self.s
+        if sd > s.crossing_max_m:
+            hist.neighbour_t = hist.neighbour_far_t = None  # a jump, not a passage
+            self.rejected["crossing_jump"] += 1
+            return None
+        # held back (not consumed: a later update of the passage may qualify)
+        if not self._heads_home(u, v_home):
+            self.rejected["crossing_not_across"] += 1
+            return None
+        if s.crossing_needs_fibre and not hist.fibre and self.fibre_live(chain):
+            self.rejected["crossing_no_fibre"] += 1
+            return None
+        hist.neighbour_t = hist.neighbour_far_t = None  # consumed: one crossing per passage
+        return True, u.t - nt <= s.ccp_crossing_recent_s
+
+    def _heads_home(self, u: TrackUpdate, v_home: float) -> bool:
+        """The track's velocity points across the line towards home (see
+        ``crossing_min_heading``)."""
+        return v_home > 0.0 and v_home >= self.s.crossing_min_heading * math.hypot(u.vx, u.vy)
 
     def _loitering(self, hist: TrackHistory, t: float) -> bool:
         """All points of the last ``loiter_s`` within ``loiter_radius_m`` of their

@@ -30,7 +30,7 @@ def track_at(
     cls: str = "person",
     class_p: float = 0.9,
     status: str = "confirmed",
-    sensors: Sequence[str] = ("TH-01",),
+    sensors: Sequence[str] = ("FO-01", "TH-01"),
     group_size: int | None = None,
     merged_into: str | None = None,
     pos_sigma_m: float = 8.0,

@@ -142,14 +142,44 @@ class AlertSettings(msgspec.Struct, **_STRICT):
     fibre_min_speed_mps: Metres = 0.3
     # ... or by a second fibre event at least this long after the first one
     fibre_second_event_s: PositiveS = 2.0
+    # crossing by a track with no fibre unit among its sensors where a live fibre unit
+    # covers the line: not raised (a person crossing walks over the buried cable, whose
+    # detection probability is high; camera/radar-only "crossings" were range-error ghosts)
+    crossing_needs_fibre: bool = True
+    # crossing: the track must head across the line, v_home >= this fraction of its speed
+    # (a vehicle driving along the border jitters across it with its velocity along it)
+    crossing_min_heading: Fraction = 0.3
+    # crossing: not raised when first seen home side farther than this (a track jump)
+    crossing_max_m: Metres = 300.0
+    # a vehicle-class track crosses only from at least this far on the neighbour side to
+    # this far on the home side (fibre events of traffic on roads 15-45 m from the cable
+    # pull vehicle tracks onto and across the line)
+    crossing_vehicle_m: Metres = 60.0
+    # a fibre-only possible crossing that is not corroborated raises a priority-4 alert
+    # (false: it waits for corroboration); vehicle- and digging-class tracks never raise one
+    fibre_uncorroborated_alert: bool = False
     # approach: velocity component towards the border of at least this (m/s)
     approach_min_speed_mps: Metres = 0.2
+    # approach: heading for the border, v_home >= this fraction of the speed
+    approach_min_heading: Fraction = 0.5
+    # approach / vehicle: the track must have been followed this long (class settles)
+    approach_min_age_s: Metres = 10.0
+    vehicle_min_age_s: Metres = 20.0
+    # approach / vehicle: at least this many devices contributed to the track (a single
+    # camera's track is a bearing with a 25 % range: often hundreds of metres off)
+    track_min_sensors: PositiveInt = 2
+    # one alert per object: a new track's approach/vehicle alert joins an open one of its
+    # kind whose last position, moved on with its velocity, is within this radius
+    object_radius_m: Metres = 150.0
     # digging: this many digging updates within this chainage radius, spanning at least
     # digging_span_s and at most digging_window_s
     digging_radius_m: Metres = 25.0
     digging_min_events: PositiveInt = 3
     digging_span_s: Metres = 20.0
     digging_window_s: PositiveS = 900.0
+    # digging counts only fibre-detected tracks this close to the line and this slow
+    digging_line_m: Metres = 50.0
+    digging_max_speed_mps: Metres = 1.0
     # vehicle: a confirmed vehicle track within this distance of the line (either side)
     vehicle_m: Metres = 1000.0
     # minimum class probability for a vehicle alert

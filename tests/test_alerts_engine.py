@@ -74,7 +74,7 @@ def test_crossing_raises_exactly_one_alert(site: geo.Site) -> None:
     assert a.track_id == "T1"
     assert a.sector == "S03"
     assert a.priority == 2
-    assert a.sensors == ["TH-01"]
+    assert a.sensors == ["FO-01", "TH-01"]
     assert "crossed from RS into RO" in a.summary
     # the crossing is reported where the track is on the home side beyond the hysteresis
     assert a.t > T0
@@ -117,7 +117,8 @@ def test_recrossing_needs_a_new_neighbour_side_sighting(site: geo.Site) -> None:
 
 
 def test_fibre_only_crossing_low_priority_until_corroborated(site: geo.Site) -> None:
-    e = AlertEngine(site)
+    # optional since the replay tuning (default: wait for corroboration)
+    e = AlertEngine(site, msgspec.structs.replace(site.cfg.alerts, fibre_uncorroborated_alert=True))
     first = track_at(site, "F", T0, 40_000.0, 5.0, status="tentative", sensors=["FO-02"])
     (a,) = e.handle(first).alerts
     assert a.kind == "crossing"
@@ -209,7 +210,9 @@ def test_cooldown_before_reraise(site: geo.Site) -> None:
 
 
 def test_rate_limit_overflow_is_counted_and_reported(site: geo.Site) -> None:
-    s = msgspec.structs.replace(site.cfg.alerts, rate_limit=3, group_radius_m=1.0)
+    s = msgspec.structs.replace(
+        site.cfg.alerts, rate_limit=3, group_radius_m=1.0, fibre_uncorroborated_alert=True
+    )
     e = AlertEngine(site, s)
     # 10 separate fibre-only disturbances 200 m apart along S03 (a noisy stretch)
     ups = [

@@ -196,7 +196,8 @@ async def test_approach_produces_ccp_request(rig: Rig) -> None:
 
 
 async def test_patrols_over_mqtt_and_tasking(rig: Rig) -> None:
-    await rig.submit_all(crossing_path(rig.site, "T3", T0, CH)[:5])
+    # 12 s on the neighbour side: approach alerts wait approach_min_age_s (10 s)
+    await rig.submit_all(crossing_path(rig.site, "T3", T0, CH)[:12])
     (ap,) = _alerts(await rig.drain(), "approach")
     # a patrol reports 200 m from the alert over MQTT; it becomes the nearest unit
     pos = {"v": 1, "unit": "RO-Z9", "t": T0 + 10, "lat": ap["lat"] + 0.0018, "lon": ap["lon"],
