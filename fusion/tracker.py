@@ -69,6 +69,7 @@ from fusion.config import (
 )
 from fusion.deleter import _expire, _is_expired
 from fusion.gater import _gate_frame
+from fusion.identity import heir, reconcile
 from fusion.initiator import _init_state
 from fusion.measurements import MEAS_DTYPE, N_CLASSES, Cls, Kind, MeasArray
 from fusion.merger import _merge
@@ -413,15 +414,16 @@ def _finish(
     cpar: F8,
     prior: F8,
     C_fibre: F8,
-) -> tuple[int, I8, U1, U1, F8, F8, F8, F8, F8, U1, U8, F8, F8, I4, I8]:
+) -> tuple[int, int, I8, U1, U1, F8, F8, F8, F8, F8, U1, U8, F8, F8, I4, I8]:
     """End of step at ``now``: expire, merge, and (``emit``) snapshot + free DEAD slots.
 
-    Snapshot rows are the non-free slots in slot order: ``(n_merged, tid, status, was_conf,
+    Snapshot rows are the non-free slots in slot order: ``(n_merged, n_expired, tid, status,
+    was_conf,
     x (n, 4) predicted to now, P (n, 4, 4), pos_sigma, class_p, confidence, kinds, sensors,
     t_upd, t_birth, hits, merged_into)``.
     """
     hw = ctr[C_HW]
-    _expire(status, miss, t_upd, class_p, g, cpar, now, hw, ctr)
+    n_expired = _expire(status, miss, t_upd, class_p, g, cpar, now, hw, ctr)
     n_merged = _merge(
         x,
         P,
@@ -468,6 +470,7 @@ def _finish(
     if not emit:
         return (
             n_merged,
+            n_expired,
             o_tid,
             o_st,
             o_wc,
@@ -515,6 +518,7 @@ def _finish(
     _free_dead(status, tid, merged_into, free, ctr)
     return (
         n_merged,
+        n_expired,
         o_tid,
         o_st,
         o_wc,
@@ -597,6 +601,7 @@ class _Checkpoint:
     step_t: float  # step time this checkpoint was taken at
     frontier: float  # newest measurement time processed (all rows <= frontier are in)
     table: TrackTable
+    settled: float = -math.inf  # Tracker._settled_t then
 
 
 @dataclass
@@ -626,10 +631,16 @@ class Tracker:
         self._C_fibre = np.ascontiguousarray(self._C[int(Kind.FIBRE)])
         self.table = TrackTable(64)
         self.frontier = -math.inf  # newest measurement time processed
+        self._settled_t = -math.inf  # last step time whose end-of-step work ended tracks
         self.counters = _Counters()
         self._log: list[MeasArray] = []  # chunks of rows, one per step, for replay
         self._log_tmax: list[float] = []  # newest row time of each chunk
-        self._ckpts: list[_Checkpoint] = []
+        self._own: list[tuple[I8, I8]] = []  # (mid, track id) of each chunk's rows, current
+        self._ended: list[tuple[float, I8]] = []  # (step t, ids reported DEAD then)
+        # the empty table before the first step is a checkpoint too (late rows at start-up)
+        self._ckpts: list[_Checkpoint] = [
+            _Checkpoint(-math.inf, -math.inf, self.table.compact_copy())
+        ]
         self._step_times: list[float] = []  # step times since the oldest checkpoint
 
     # ------------------------------------------------------------------ public
@@ -653,8 +664,11 @@ class Tracker:
         tm = meas["t"]
         bad = ~np.isfinite(tm)
         replay = self.config.horizon_s > 0
-        old = (tm <= self.frontier) if replay else (tm < self.frontier)
-        floor = self._ckpts[0].frontier if (replay and self._ckpts) else math.inf
+        # a row is old if a newer one was processed, or if a step's expiry/merge that it
+        # precedes already happened (on time it would have been processed before them)
+        old = (tm <= max(self.frontier, self._settled_t)) if replay else (tm < self.frontier)
+        # replayable: some checkpoint precedes the row in step time and in processed rows
+        floor = max(self._ckpts[0].frontier, self._ckpts[0].step_t) if replay else math.inf
         late = old & (tm <= floor) & ~bad
         drop = bad | late
         if drop.any():
@@ -668,15 +682,24 @@ class Tracker:
             meas = meas[~drop]
             old = old[~drop]
         replayed = 0
-        if replay and len(meas):
+        logged = replay and len(meas) > 0
+        if logged:
             self._log.append(meas.copy())
             self._log_tmax.append(float(meas["t"].max()))
         if replay and old.any():
-            replayed = self._rewind(float(meas["t"][old].min()), t, recs)
+            self._own.append((_NO_I8, _NO_I8))  # rewritten by the rewind
+            replayed = self._rewind(float(meas["t"][old].min()), recs)
         else:
-            recs.append(self._process(meas))
+            rec = self._process(meas)
+            recs.append(rec)
+            if logged:
+                self._own.append((rec["mid"], rec["track_id"]))
         snap = self._end_step(t, emit=True)
         assert snap is not None
+        if replay:
+            ended = snap.track_id[snap.status == DEAD]
+            if len(ended):
+                self._ended.append((t, ended))
         self._step_times.append(t)
         self._checkpoint(t)
         rec = np.concatenate(recs) if len(recs) > 1 else recs[0]
@@ -780,9 +803,11 @@ class Tracker:
             self._C_fibre,
         )
         self.counters.merges += res[0]
+        if res[0] or res[1]:
+            self._settled_t = t  # rows older than this would have changed these decisions
         if not emit:
             return None
-        _, tid, st, wc, xo, Po, sig, cp, conf, kinds, sens, tu, tbirth, hits, mi = res
+        _, _, tid, st, wc, xo, Po, sig, cp, conf, kinds, sens, tu, tbirth, hits, mi = res
         return Snapshot(
             t=t,
             track_id=tid,
@@ -814,7 +839,9 @@ class Tracker:
         if h <= 0:
             return
         if not self._ckpts or t - self._ckpts[-1].step_t >= self.config.checkpoint_s:
-            self._ckpts.append(_Checkpoint(t, self.frontier, self.table.compact_copy()))
+            self._ckpts.append(
+                _Checkpoint(t, self.frontier, self.table.compact_copy(), self._settled_t)
+            )
         # keep the newest checkpoint at or before t - h, and everything after it; prune the
         # step times and log chunks it no longer needs from the front (O(pruned) per step)
         cut = 0
@@ -832,30 +859,164 @@ class Tracker:
             k += 1
         del self._log[:k]
         del self._log_tmax[:k]
+        del self._own[:k]
+        k = 0
+        while k < len(self._ended) and self._ended[k][0] <= first.step_t:
+            k += 1
+        del self._ended[:k]
 
-    def _rewind(self, t_late: float, t_now: float, recs: list[np.ndarray]) -> int:
-        """Restore the newest checkpoint with ``frontier < t_late`` and replay the logged rows
+    def _rewind(self, t_late: float, recs: list[np.ndarray]) -> int:
+        """Restore the newest checkpoint taken before ``t_late`` (its step time and its
+        ``frontier`` both ``< t_late``, so the late row lands in the step that would have
+        covered it on time) and replay the logged rows
         (which include this step's) through the recorded step times, the last window being
-        the current step (whose end-of-step work the caller does). Returns rows replayed."""
+        the current step (whose end-of-step work the caller does); then reconcile track ids
+        (:meth:`_reconcile`). Returns rows replayed."""
         k = 0
         for i, c in enumerate(self._ckpts):
-            if c.frontier < t_late:
+            if c.frontier < t_late and c.step_t < t_late:
                 k = i
         ck = self._ckpts[k]
         del self._ckpts[k + 1 :]
+        before = self.table
         self.table = ck.table.expanded()
         self.frontier = ck.frontier
+        self._settled_t = ck.settled
         steps = [s for s in self._step_times if s > ck.step_t]
         self._step_times = [s for s in self._step_times if s <= ck.step_t]
         log = np.concatenate(self._log)
         log = log[log["t"] > ck.frontier]
         self.counters.replays += 1
         self.counters.replayed_rows += len(log)
+        out: list[np.ndarray] = []
         lo = -math.inf
         for s in steps:  # earlier steps: dead tracks stay DEAD so the final snapshot reports them
-            recs.append(self._process(log[(log["t"] > lo) & (log["t"] <= s)]))
+            out.append(self._process(log[(log["t"] > lo) & (log["t"] <= s)]))
             self._end_step(s, emit=False)
             self._step_times.append(s)
             lo = s
-        recs.append(self._process(log[log["t"] > lo]))
+        out.append(self._process(log[log["t"] > lo]))
+        rec = np.concatenate(out)
+        self._reconcile(before, int(ck.table.ctr[C_NEXT_ID]), rec)
+        recs.append(rec)
         return len(log)
+
+    def _reconcile(self, before: TrackTable, n0: int, rec: np.ndarray) -> None:
+        """Give the replayed tracks stable ids (:mod:`fusion.identity`); ``rec`` (the replay's
+        records) and the log's ownership are relabelled in place.
+
+        * a replayed track (kernel id ``>= n0``) takes the previous live id it shares most
+          rows with, else a fresh id (ids are never reused); one that ended during the replay
+          with a fresh id was never published and is freed silently;
+        * a restored track whose id was already reported ended but lives again in the
+          replayed timeline continues under a fresh id (a reported ``lost`` is final); if it
+          ended again it is freed silently;
+        * a previously live id that no replayed track took ends now (DEAD, copied from the
+          table before the rewind, ``merged_into`` the track that took most of its rows), so
+          a published track never goes silent;
+        * a previously confirmed id stays confirmed.
+        """
+        tb = self.table
+        hw_b = int(before.ctr[C_HW])
+        st_b = before.status[:hw_b]
+        live_b = np.flatnonzero((st_b == TENTATIVE) | (st_b == CONFIRMED))
+        ids_b = before.tid[live_b]
+        id_next = int(before.ctr[C_NEXT_ID])
+        if self._own:
+            old_mid = np.concatenate([o[0] for o in self._own])
+            old_tid = np.concatenate([o[1] for o in self._own])
+        else:
+            old_mid = old_tid = _NO_I8
+        new_mid = rec["mid"].astype(np.int64)
+        new_tid = rec["track_id"].astype(np.int64)
+        match = reconcile(old_mid, old_tid, new_mid, new_tid, n0, ids_b)
+        ended = set(np.concatenate([e[1] for e in self._ended]).tolist()) if self._ended else set()
+        hw = int(tb.ctr[C_HW])
+        slots = np.flatnonzero(tb.status[:hw] != FREE)
+        slots = slots[np.argsort(tb.tid[slots], kind="stable")]
+        mapping: dict[int, int] = {}
+        drop: list[int] = []
+        for i in slots.tolist():
+            a = int(tb.tid[i])
+            dead = tb.status[i] == DEAD
+            if a >= n0 and a in match:
+                mapping[a] = match[a]
+                continue
+            if a < n0 and a not in ended:
+                continue
+            mapping[a] = id_next
+            id_next += 1
+            if dead:
+                drop.append(i)
+        tb.ctr[C_NEXT_ID] = id_next
+        if mapping:
+            keys = np.array(sorted(mapping), dtype=np.int64)
+            vals = np.array([mapping[k] for k in keys.tolist()], dtype=np.int64)
+            for arr in (tb.tid[:hw], tb.merged_into[:hw], rec["track_id"]):
+                _relabel(arr, keys, vals)
+            new_tid = rec["track_id"].astype(np.int64)
+        for i in drop:
+            tb.status[i] = FREE
+            tb.tid[i] = -1
+            tb.merged_into[i] = -1
+            tb.free[tb.ctr[C_NFREE]] = i
+            tb.ctr[C_NFREE] += 1
+        # a previously confirmed id stays confirmed
+        conf_b = set(before.tid[live_b[st_b[live_b] == CONFIRMED]].tolist())
+        for i in np.flatnonzero(tb.status[:hw] == TENTATIVE).tolist():
+            if int(tb.tid[i]) in conf_b:
+                tb.status[i] = CONFIRMED
+                tb.was_conf[i] = 1
+        # previously live ids that nobody took end now
+        present = set(tb.tid[:hw][tb.status[:hw] != FREE].tolist())
+        gone = [int(j) for j in live_b.tolist() if int(before.tid[j]) not in present]
+        if gone:
+            tb.reserve(len(gone))
+            for j in gone:
+                i = int(tb.free[tb.ctr[C_NFREE] - 1])
+                tb.ctr[C_NFREE] -= 1
+                tb.ctr[C_HW] = max(int(tb.ctr[C_HW]), i + 1)
+                for name in TrackTable.__slots__:
+                    if name not in {"ctr", "free"}:
+                        getattr(tb, name)[i] = getattr(before, name)[j]
+                tb.status[i] = DEAD
+                tb.merged_into[i] = heir(old_mid, old_tid, new_mid, new_tid, int(before.tid[j]))
+        # ownership of the logged rows is now the replayed one
+        if len(new_mid):
+            o = np.argsort(new_mid, kind="stable")
+            nm, nt = new_mid[o], new_tid[o]
+            own: list[tuple[I8, I8]] = []
+            for chunk, (mids, tids) in zip(self._log, self._own, strict=True):
+                m = chunk["mid"].astype(np.int64)
+                t2 = np.full(len(m), -1, dtype=np.int64)
+                if len(tids) == len(m):
+                    # previous owners by mid (chunk order and record order may differ)
+                    t2 = _lookup(mids.astype(np.int64), tids.astype(np.int64), m, t2)
+                own.append((m, _lookup(nm, nt, m, t2, presorted=True)))
+            self._own = own
+
+
+_NO_I8: I8 = np.empty(0, dtype=np.int64)
+
+
+def _relabel(arr: I8, keys: I8, vals: I8) -> None:
+    """In place: ``arr[k] = vals[j]`` where ``arr[k] == keys[j]`` (``keys`` sorted, unique)."""
+    if len(arr) == 0:
+        return
+    pos = np.minimum(np.searchsorted(keys, arr), len(keys) - 1)
+    hit = keys[pos] == arr
+    arr[hit] = vals[pos[hit]]
+
+
+def _lookup(mids: I8, tids: I8, query: I8, default: I8, *, presorted: bool = False) -> I8:
+    """``tids`` of ``query`` mids (``default`` where absent); ``mids`` sorted if presorted."""
+    if len(mids) == 0:
+        return default
+    if not presorted:
+        o = np.argsort(mids, kind="stable")
+        mids, tids = mids[o], tids[o]
+    pos = np.minimum(np.searchsorted(mids, query), len(mids) - 1)
+    hit = mids[pos] == query
+    out = default.copy()
+    out[hit] = tids[pos[hit]]
+    return out

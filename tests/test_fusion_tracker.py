@@ -7,7 +7,7 @@ import pytest
 
 from fusion import Tracker, TrackerConfig, build
 from fusion.measurements import Cls, Kind, MeasArray
-from fusion.state import CONFIRMED, TENTATIVE
+from fusion.state import CONFIRMED, DEAD, TENTATIVE
 from fusion.tracker import ABSORBED, ASSIGNED, LATE, STARTED, StepResult
 
 T0 = 1_764_000_000.0
@@ -234,3 +234,121 @@ def test_missed_scans_delete_tracks_and_report_lost_once() -> None:
     assert statuses.count([3]) == 1  # reported once as ended, after 5 missed scans
     assert statuses.index([3]) == 9
     assert statuses[-1] == []
+
+
+def _quiet_config(timeout_s: float = 60.0) -> TrackerConfig:
+    """Point sensors that do not scan (no per-frame misses), one timeout for every class."""
+    base = TrackerConfig()
+    kinds = dict(base.kinds)
+    pd, lam, _, absorb, w = kinds["point"]
+    kinds["point"] = (pd, lam, False, absorb, w)
+    classes = {c: (q, timeout_s, sv) for c, (q, _, sv) in base.classes.items()}
+    return TrackerConfig(kinds=kinds, classes=classes)
+
+
+def _obj_rows(x0: float, sensor: int, times: list[float], mid0: int) -> list[MeasArray]:
+    """One row per time for an object moving at +1 m/s along y from ``(x0, 0)``."""
+    rng = np.random.default_rng(mid0)
+    return [
+        build.point(
+            [T0 + t], [x0 + rng.normal(0, 3)], [t + rng.normal(0, 3)], [3.0], sensor=sensor,
+            mid0=mid0 + k,
+        )
+        for k, t in enumerate(times)
+    ]  # fmt: skip
+
+
+def _run_steps(trk: Tracker, arrivals: dict[int, list[MeasArray]], n: int) -> list[StepResult]:
+    out = []
+    for k in range(n):
+        rows = arrivals.get(k, [])
+        m = np.concatenate(rows) if rows else None
+        out.append(trk.step(T0 + k + 0.9, m))
+    return out
+
+
+def _ids_near(res: StepResult, x0: float) -> list[tuple[int, int]]:
+    s = res.snapshot
+    near = np.abs(s.x - x0) < 100
+    return list(zip(s.track_id[near].tolist(), s.status[near].tolist(), strict=True))
+
+
+def test_late_row_that_starts_a_track_earlier_keeps_published_ids() -> None:
+    """Object P (sensor 0) is first seen at 5.5 s, object Q (sensor 1) at 5.2 s, but Q's first
+    row arrives only at 12.9 s. On time, Q starts first; late, P was published first. The
+    rewind must not hand P's published id to Q (and Q's to P): ids follow the objects, a
+    confirmed id never turns tentative, and the estimates equal in-order arrival."""
+    p_rows = _obj_rows(0.0, 0, [5.5 + k for k in range(20)], 0)
+    q_rows = _obj_rows(5000.0, 1, [5.2 + k for k in range(20)], 1000)
+    in_order: dict[int, list[MeasArray]] = {}
+    late: dict[int, list[MeasArray]] = {}
+    for k in range(20):
+        in_order.setdefault(5 + k, []).extend([p_rows[k], q_rows[k]])
+        late.setdefault(5 + k, []).append(p_rows[k])
+        late.setdefault(12 if k == 0 else 5 + k, []).append(q_rows[k])
+    ref = _run_steps(Tracker(_quiet_config()), in_order, 26)
+    trk = Tracker(_quiet_config())
+    got = _run_steps(trk, late, 26)
+    assert got[12].replayed > 0
+    assert trk.counters.replays == 1
+    for x0 in (0.0, 5000.0):
+        seen = [_ids_near(r, x0) for r in got]
+        ids = {i for s in seen for i, _ in s}
+        assert len(ids) == 1, (x0, seen)  # one id per object over the whole run
+        statuses = [st for s in seen for _, st in s]
+        first_conf = statuses.index(CONFIRMED)
+        assert set(statuses[first_conf:]) == {CONFIRMED}, statuses
+    # same estimates as in-order arrival (ids may differ: a published id is kept)
+    s1, s2 = ref[-1].snapshot, got[-1].snapshot
+    o1, o2 = np.argsort(s1.x), np.argsort(s2.x)
+    np.testing.assert_allclose(s1.x[o1], s2.x[o2], atol=1e-6)
+    np.testing.assert_allclose(s1.vy[o1], s2.vy[o2], atol=1e-6)
+    np.testing.assert_allclose(s1.cov[o1], s2.cov[o2], atol=1e-6)
+
+
+def test_late_row_reviving_an_ended_track_reports_each_id_ended_once() -> None:
+    """P is seen 0..5 s, goes quiet (timeout 4 s: reported ended at 9.9 s), and is seen again
+    from 11 s (a new track). A row from 8 s arriving at 12.9 s keeps P alive in the replayed
+    timeline: the ended id stays ended (a fresh id continues it), the track started at 11 s
+    ends now pointing to its heir, nothing ends twice, and P is tracked under one live id."""
+    times = [float(k) for k in range(6)] + [8.0] + [11.0 + k for k in range(10)]
+    rows = _obj_rows(0.0, 0, times, 0)
+    arrivals: dict[int, list[MeasArray]] = {}
+    for t, r in zip(times, rows, strict=True):
+        arrivals.setdefault(12 if t == 8.0 else int(t), []).append(r)
+    trk = Tracker(_quiet_config(timeout_s=4.0))
+    got = _run_steps(trk, arrivals, 21)
+    assert got[12].replayed > 0
+    ended: dict[int, int] = {}
+    for k, res in enumerate(got):
+        s = res.snapshot
+        for i, st in zip(s.track_id.tolist(), s.status.tolist(), strict=True):
+            assert i not in ended, (k, i, "row after its end")
+            if st == DEAD:
+                ended[i] = k
+    assert len(ended) == 2  # P's first id (timeout) and the 11 s track (replaced at 12.9 s)
+    last = got[-1].snapshot
+    assert last.status.tolist() == [CONFIRMED]
+    assert int(last.track_id[0]) not in ended
+    dead12 = got[12].snapshot
+    m = dead12.status == DEAD
+    assert dead12.merged_into[m].tolist() == [int(last.track_id[0])]
+
+
+def test_late_row_after_a_quiet_spell_equals_in_order_arrival() -> None:
+    """Nothing newer than P's last row (5 s) was processed when its 8 s row arrives at 13.9 s,
+    but P already timed out at 11.9 s (timeout 6 s): the row must still rewind (in order it
+    would have kept P alive) instead of starting a new track."""
+    times = [float(k) for k in range(6)] + [8.0]
+    rows = _obj_rows(0.0, 0, times, 0)
+    on_time = {int(t): [r] for t, r in zip(times, rows, strict=True)}
+    late = {13 if t == 8.0 else int(t): [r] for t, r in zip(times, rows, strict=True)}
+    ref = _run_steps(Tracker(_quiet_config(timeout_s=6.0)), on_time, 14)
+    got = _run_steps(Tracker(_quiet_config(timeout_s=6.0)), late, 14)
+    assert got[13].replayed > 0
+    s1, s2 = ref[-1].snapshot, got[-1].snapshot
+    assert s1.status.tolist() == [CONFIRMED]
+    assert s2.status.tolist() == [CONFIRMED]
+    assert int(s2.hits[0]) == len(times)
+    np.testing.assert_allclose(s1.x, s2.x, atol=1e-6)
+    np.testing.assert_allclose(s1.cov, s2.cov, atol=1e-6)

@@ -210,15 +210,6 @@ def test_replay_tracks_follow_the_contract(replayed: tuple[Path, Path, set[str]]
     assert counts["lost"] > 0, counts
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "fusion: a rewind for a late row can turn a confirmed track tentative in the replayed "
-        "timeline (crossing-10min seed 1: T000094 confirmed at 620.5 s, tentative with "
-        "t_update 617.1 from 622.5 s, lost at 637.5 s; its MSV rows went elsewhere), so the "
-        "reporter goes silent on it; the service steps on the step_s grid"
-    ),
-)
 def test_replay_confirmed_tracks_report_every_track_report_s(
     replayed: tuple[Path, Path, set[str]],
 ) -> None:
