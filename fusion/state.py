@@ -131,9 +131,10 @@ class TrackTable:
         :meth:`expanded` restores the full capacity. Checkpoints stay O(live tracks)."""
         hw = int(self.ctr[C_HW])
         out = TrackTable.__new__(TrackTable)
-        for name in self.__slots__:
-            a = getattr(self, name)
-            setattr(out, name, a.copy() if name in {"ctr", "free"} else a[:hw].copy())
+        for name in _ROW_COLUMNS:
+            setattr(out, name, getattr(self, name)[:hw].copy())
+        out.ctr = self.ctr.copy()
+        out.free = self.free.copy()
         return out
 
     def expanded(self) -> TrackTable:
@@ -153,3 +154,7 @@ class TrackTable:
         hw = int(self.ctr[C_HW])
         st = self.status[:hw]
         return np.flatnonzero((st == TENTATIVE) | (st == CONFIRMED)).astype(np.int64)
+
+
+#: per-slot columns (everything but the counters and the free stack)
+_ROW_COLUMNS: tuple[str, ...] = tuple(n for n in TrackTable.__slots__ if n not in {"ctr", "free"})

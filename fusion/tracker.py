@@ -372,6 +372,26 @@ def _run(
 
 
 @kernel
+def _frames(tt: F8, ss: I4, fb: I8) -> tuple[int, int]:
+    """Frame starts of rows sorted by ``(t, sensor)``: ``fb[:nf + 1]`` (last = n), and the
+    largest sensor index; ``nf = -1`` if the rows are not sorted."""
+    n = tt.shape[0]
+    nf = 0
+    smax = ss[0]
+    fb[0] = 0
+    for j in range(1, n):
+        smax = max(smax, ss[j])
+        if tt[j] == tt[j - 1] and ss[j] == ss[j - 1]:
+            continue
+        if tt[j] < tt[j - 1] or (tt[j] == tt[j - 1] and ss[j] < ss[j - 1]):
+            return -1, smax
+        nf += 1
+        fb[nf] = j
+    fb[nf + 1] = n
+    return nf + 1, smax
+
+
+@kernel
 def _free_dead(status: U1, tid: I8, merged_into: I8, free: I8, ctr: I8) -> None:
     """Return DEAD slots to the free stack (after they were reported) and lower ``hw``."""
     hw = ctr[C_HW]
@@ -662,31 +682,38 @@ class Tracker:
         self.counters.rows += len(meas)
         recs: list[np.ndarray] = []
         tm = meas["t"]
-        bad = ~np.isfinite(tm)
         replay = self.config.horizon_s > 0
         # a row is old if a newer one was processed, or if a step's expiry/merge that it
         # precedes already happened (on time it would have been processed before them)
-        old = (tm <= max(self.frontier, self._settled_t)) if replay else (tm < self.frontier)
-        # replayable: some checkpoint precedes the row in step time and in processed rows
-        floor = max(self._ckpts[0].frontier, self._ckpts[0].step_t) if replay else math.inf
-        late = old & (tm <= floor) & ~bad
-        drop = bad | late
-        if drop.any():
-            r = np.zeros(int(drop.sum()), dtype=REC_DTYPE)
-            r["mid"] = meas["mid"][drop]
-            r["track_id"] = -1
-            r["action"] = np.where(late[drop], LATE, INVALID)
-            r["d2"] = np.nan
-            recs.append(r)
-            self.counters.late_dropped += int(late.sum())
-            meas = meas[~drop]
-            old = old[~drop]
+        thr = max(self.frontier, self._settled_t) if replay else self.frontier
+        n_late = 0
+        any_old = False
+        tmin = float(tm.min()) if len(tm) else math.inf
+        if not tmin > thr:  # some row is old, or NaN (the common in-order case skips this)
+            bad = ~np.isfinite(tm)
+            old = (tm <= thr) if replay else (tm < thr)
+            # replayable: some checkpoint precedes the row in step time and in processed rows
+            floor = max(self._ckpts[0].frontier, self._ckpts[0].step_t) if replay else math.inf
+            late = old & (tm <= floor) & ~bad
+            drop = bad | late
+            n_late = int(late.sum())
+            if drop.any():
+                r = np.zeros(int(drop.sum()), dtype=REC_DTYPE)
+                r["mid"] = meas["mid"][drop]
+                r["track_id"] = -1
+                r["action"] = np.where(late[drop], LATE, INVALID)
+                r["d2"] = np.nan
+                recs.append(r)
+                self.counters.late_dropped += n_late
+                meas = meas[~drop]
+                old = old[~drop]
+            any_old = bool(old.any())
         replayed = 0
         logged = replay and len(meas) > 0
         if logged:
             self._log.append(meas.copy())
             self._log_tmax.append(float(meas["t"].max()))
-        if replay and old.any():
+        if replay and any_old:
             self._own.append((_NO_I8, _NO_I8))  # rewritten by the rewind
             replayed = self._rewind(float(meas["t"][old].min()), recs)
         else:
@@ -704,40 +731,30 @@ class Tracker:
         self._checkpoint(t)
         rec = np.concatenate(recs) if len(recs) > 1 else recs[0]
         n_invalid = int(np.count_nonzero(rec["action"] == INVALID))
-        return StepResult(snap, rec, replayed, int(late.sum()), n_invalid)
+        return StepResult(snap, rec, replayed, n_late, n_invalid)
 
     # ----------------------------------------------------------------- internals
     def _process(self, meas: MeasArray) -> np.ndarray:
         """Run the frame kernel on ``meas`` (any order); return its association records."""
         n = len(meas)
-        rec = np.zeros(n, dtype=REC_DTYPE)
         if n == 0:
-            return rec
-        tt = meas["t"]
-        ss = meas["sensor"]
-        if np.all(tt[1:] > tt[:-1]) or (
-            np.all(tt[1:] >= tt[:-1]) and np.all((tt[1:] > tt[:-1]) | (ss[1:] >= ss[:-1]))
-        ):
-            srt = meas
-        else:
-            srt = meas[np.lexsort((meas["mid"], ss, tt))]
-            tt = srt["t"]
-            ss = srt["sensor"]
-        cut = np.flatnonzero((tt[1:] != tt[:-1]) | (ss[1:] != ss[:-1])) + 1
-        fb = np.empty(len(cut) + 2, dtype=np.int64)
-        fb[0] = 0
-        fb[1:-1] = cut
-        fb[-1] = n
-        self._grow_sensors(int(ss.max()) + 1)
+            return np.zeros(0, dtype=REC_DTYPE)
+        fb = np.empty(n + 1, dtype=np.int64)
+        nf, smax = _frames(meas["t"], meas["sensor"], fb)
+        srt = meas
+        if nf < 0:  # not sorted by (t, sensor)
+            srt = meas[np.lexsort((meas["mid"], meas["sensor"], meas["t"]))]
+            nf, smax = _frames(srt["t"], srt["sensor"], fb)
+        self._grow_sensors(smax + 1)
         tb = self.table
         tb.reserve(n)
-        rec_tid = np.full(n, -1, dtype=np.int64)
-        rec_act = np.zeros(n, dtype=np.uint8)
-        rec_d2 = np.full(n, np.nan)
+        rec_tid = np.empty(n, dtype=np.int64)  # the kernel writes one record per row
+        rec_act = np.empty(n, dtype=np.uint8)
+        rec_d2 = np.empty(n)
         self.counters.greedy_clusters += _run(
             srt,
             fb,
-            len(fb) - 1,
+            nf,
             tb.x,
             tb.P,
             tb.t,
@@ -766,7 +783,8 @@ class Tracker:
             rec_act,
             rec_d2,
         )
-        self.frontier = max(self.frontier, float(tt[-1]))
+        self.frontier = max(self.frontier, float(srt["t"][n - 1]))
+        rec = np.empty(n, dtype=REC_DTYPE)
         rec["mid"] = srt["mid"]
         rec["track_id"] = rec_tid
         rec["action"] = rec_act
