@@ -78,6 +78,17 @@ def _score(args: argparse.Namespace) -> int:
     return score_main(args.argv)
 
 
+def _bench(args: argparse.Namespace) -> int:
+    argv = list(args.argv)
+    if argv[:1] == ["tracker"]:  # the peer benchmark on scenario files (benchmarks.tracker_bench)
+        from benchmarks.tracker_bench import main as tracker_main
+
+        return tracker_main(argv[1:])
+    from benchmarks.suite import main as bench_main
+
+    return bench_main(argv)
+
+
 def _load(path: Path | None) -> Site:
     from geo import SiteError, default_site, load_site
 
@@ -238,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, handler, text in (
         ("sim", _sim, "generate a scenario (limes sim --help)"),
         ("score", _score, "score tracks and alerts against truth (limes score --help)"),
+        ("bench", _bench, "benchmark suites: report, JSON, plots (limes bench --help)"),
     ):
         passthrough = sub.add_parser(name, add_help=False, prefix_chars="\x00", help=text)
         passthrough.add_argument("argv", nargs=argparse.REMAINDER)
