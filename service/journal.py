@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import hashlib
 import logging
 import math
 import time
@@ -64,6 +65,7 @@ STREAM: Final = "limes:{journal}:in"
 SNAPSHOT: Final = "limes:{journal}:snapshot"
 META: Final = "limes:{journal}:meta"
 SERVICE_DEVICE: Final = "limes-service"
+RECENT_MESSAGES: Final = 65_536  # 16-byte digests: about 5 MiB with the dict
 _READ_CHUNK = 2000
 
 
@@ -359,6 +361,7 @@ class ServiceHealth:
     shed_rows: int = 0
     shed_batches: int = 0
     outbound_dropped: int = 0  # MQTT outbound overflow already reported
+    redelivered: int = 0  # exact repeats of non-batch messages dropped
 
 
 class Durable:
@@ -387,6 +390,11 @@ class Durable:
         self.health = ServiceHealth()
         self.now = -math.inf
         self.lock = asyncio.Lock()
+        # digests of the latest messages (FIFO, insertion-ordered dict): QoS 1
+        # redeliveries and retained statuses re-sent on every re-subscription repeat a
+        # message byte for byte; statuses, patrols and acks have no seq, and a broker
+        # restart can redeliver a backlog older than the ingest's seq windows judge
+        self.recent: dict[bytes, None] = {}
 
     async def _do(self, rec: Record) -> None:
         if self.journal is not None:
@@ -438,6 +446,16 @@ class Durable:
         if rec.kind == "s":
             await pipe.step(rec.t)
         elif rec.kind == "m":
+            digest = hashlib.blake2b(
+                rec.topic.encode("utf-8", "surrogateescape") + b"\0" + rec.payload,
+                digest_size=16,
+            ).digest()
+            if digest in self.recent:
+                self.health.redelivered += 1
+                return
+            self.recent[digest] = None
+            if len(self.recent) > RECENT_MESSAGES:
+                del self.recent[next(iter(self.recent))]
             res = pipe.core.ingest.handle(rec.topic, rec.payload, rec.t)
             if len(res.meas) and pipe.core.pending_rows + len(res.meas) > self.max_pending_rows:
                 self.health.shed_rows += len(res.meas)
@@ -492,7 +510,7 @@ async def recover(durable: Durable, journal: RedisJournal) -> Recovery:
     position = "0-0"
     if data is not None:
         try:
-            position, durable.now = snapshot.restore(pipe, data)
+            position, durable.now = snapshot.restore(pipe, data, durable)
         except snapshot.SnapshotError as exc:
             log.error("snapshot not usable (%s): replaying the whole journal", exc)
             data = None
@@ -526,6 +544,7 @@ async def take_snapshot(durable: Durable, journal: RedisJournal, store: Resilien
         return False
     data = snapshot.capture(
         durable.pipe,
+        durable,
         position=journal.last_id,
         started=durable.pipe.core.ingest.health.started,
         now=durable.now,

@@ -75,6 +75,7 @@ _CONFIG: Final[dict[str, frozenset[str]]] = {
     "engine": frozenset(
         {"site", "s", "fallback_sector", "_sector_ids", "rules", "teams", "speed_mps"}
     ),
+    "durable": frozenset({"pipe", "journal", "max_pending_rows", "lock", "now"}),
 }
 
 
@@ -214,7 +215,7 @@ def decode_value(v: Any) -> Any:  # noqa: PLR0911  (one branch per tag)
 # -- pipeline state -------------------------------------------------------------------------
 
 
-def _roots(pipe: Pipeline) -> dict[str, tuple[object, list[str]]]:
+def _roots(pipe: Pipeline, durable: object | None) -> dict[str, tuple[object, list[str]]]:
     core = pipe.core
     objs: dict[str, object] = {
         "core": core,
@@ -225,6 +226,8 @@ def _roots(pipe: Pipeline) -> dict[str, tuple[object, list[str]]]:
         "windows": core.ingest.windows,
         "engine": pipe.engine,
     }
+    if durable is not None:
+        objs["durable"] = durable
     return {
         name: (obj, [a for a, _ in _attrs(obj) if a not in _CONFIG[name]])
         for name, obj in objs.items()
@@ -255,12 +258,19 @@ def _clean(v: Any) -> Any:
     return v
 
 
-def capture(pipe: Pipeline, *, position: str, started: float, now: float = -math.inf) -> bytes:
+def capture(
+    pipe: Pipeline,
+    durable: object | None = None,
+    *,
+    position: str,
+    started: float,
+    now: float = -math.inf,
+) -> bytes:
     """Encode ``pipe``'s state; ``position`` is the journal id the state includes, ``now``
     the service clock (message clock) at that point."""
     state = {
         name: [[a, encode_value(getattr(obj, a))] for a in attrs]
-        for name, (obj, attrs) in _roots(pipe).items()
+        for name, (obj, attrs) in _roots(pipe, durable).items()
     }
     doc = {
         "format": FORMAT,
@@ -291,7 +301,7 @@ def _decode(data: bytes) -> dict[str, Any]:
     return doc
 
 
-def restore(pipe: Pipeline, data: bytes) -> tuple[str, float]:
+def restore(pipe: Pipeline, data: bytes, durable: object | None = None) -> tuple[str, float]:
     """Load a :func:`capture` into a freshly built ``pipe``; return its journal position
     and clock.
 
@@ -302,7 +312,7 @@ def restore(pipe: Pipeline, data: bytes) -> tuple[str, float]:
     if doc["fingerprint"] != _clean(fingerprint(pipe)):
         msg = "snapshot taken with another site or configuration"
         raise SnapshotError(msg)
-    roots = _roots(pipe)
+    roots = _roots(pipe, durable)
     decoded = {
         name: [(a, decode_value(v)) for a, v in attrs] for name, attrs in doc["state"].items()
     }

@@ -51,9 +51,9 @@ async def test_restored_pipeline_continues_identically(site: Site, scenario: Sce
         cut = int(len(items) * frac)
         a, sink_a = _durable(site, started)
         await _feed(a, items[:cut])
-        data = snapshot.capture(a.pipe, position="1-0", started=started, now=a.now)
+        data = snapshot.capture(a.pipe, a, position="1-0", started=started, now=a.now)
         b, sink_b = _durable(site, started)
-        assert snapshot.restore(b.pipe, data) == ("1-0", a.now)
+        assert snapshot.restore(b.pipe, data, b) == ("1-0", a.now)
         b.now = a.now
         n_before = len(sink_a.messages)
         await _feed(a, items[cut:])
