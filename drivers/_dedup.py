@@ -16,10 +16,14 @@ Decisions for a new ``seq`` (see :class:`SeqVerdict`):
 
 Epochs. The contract lets a device that restarts publish status ``online`` and start
 ``seq`` again from any value. A status ``online`` at device time ``T`` (:meth:`reset`)
-starts a new epoch: the next batch starts a fresh window, no gap counted. The previous
-epoch's window is kept: a batch *sent* before ``T`` (a QoS 1 redelivery of an old batch,
-or a late one) is judged against it, so a periodic ``online`` (a heartbeat) never lets a
-redelivered batch through twice. Batches without a ``sent`` time count as current.
+starts a new epoch. The previous epoch's window is kept: a batch *sent* before ``T`` (a
+QoS 1 redelivery of an old batch, or a late one) is judged against it. The first batch
+sent after ``T`` decides: a ``seq`` at or below the old window's highest means the device
+restarted its numbering (a fresh window starts there, no gap counted); a higher one means
+it did not (a periodic ``online``, a heartbeat): the epoch is undone and the old window
+goes on, gap accounting included. So a heartbeat never lets a redelivered batch through
+twice, however many heartbeats come between. Batches without a ``sent`` time count as
+current.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ class _Window:
     cur: _Bits | None  # None: fresh epoch, the next seq starts the window
     prev: _Bits | None = None  # the epoch before the latest status online
     since: float = -math.inf  # device time of the latest status online
+    older: tuple[_Bits | None, float] = (None, -math.inf)  # (prev, since) before that
     lost: int = 0
     recovered: int = 0
     duplicates: int = 0
@@ -82,10 +87,15 @@ class SeqWindows:
             return SeqVerdict.NEW, 0
         if w.prev is not None and sent < w.since:
             verdict, _ = self._mark(w.prev, seq)  # an old epoch's batch: no gap accounting
-        elif w.cur is None:
-            w.cur = _Bits(hi=seq, seen=1)
+        elif w.cur is None and (w.prev is None or seq <= w.prev.hi):
+            w.cur = _Bits(hi=seq, seen=1)  # the device restarted its seq
             return SeqVerdict.NEW, 0
         else:
+            if w.cur is None:  # seq goes on past the old epoch's: no restart after all
+                assert w.prev is not None
+                w.cur = w.prev
+                w.prev, w.since = w.older
+                w.older = (None, -math.inf)
             verdict, lost = self._mark(w.cur, seq)
             w.lost += lost
             if verdict is not SeqVerdict.DUPLICATE:
@@ -117,6 +127,7 @@ class SeqWindows:
         batches sent before ``t`` are still judged against the previous epoch."""
         w = self._w.get(device)
         if w is not None and w.cur is not None:
+            w.older = (w.prev, w.since)
             w.prev, w.cur, w.since = w.cur, None, t
 
     def counts(self, device: str) -> tuple[int, int, int]:

@@ -137,6 +137,16 @@ def test_heartbeat_online_does_not_let_a_redelivered_batch_through() -> None:
     assert on.verdict is SeqVerdict.NEW
     assert on.lost == 0
     assert i.snapshot(NOW + 12)["FO-01"].lost_batches == 0
+    # more heartbeats and batches: an old redelivery is still caught, gaps still counted
+    for k, seq in ((20, 5), (30, 7)):
+        beat = json.dumps({"state": "online", "t": NOW + k}).encode()
+        assert i.handle(status, beat, NOW + k).accepted
+        assert i.handle(FT, fibre(seq, sent=NOW + k + 1), NOW + k + 1).verdict is SeqVerdict.NEW
+    assert i.handle(
+        status, json.dumps({"state": "online", "t": NOW + 40}).encode(), NOW + 40
+    ).accepted
+    assert i.handle(FT, fibre(2, sent=NOW + 2), NOW + 41).duplicate
+    assert i.snapshot(NOW + 41)["FO-01"].lost_batches == 1  # seq 6
 
 
 def test_restart_starts_seq_again_and_old_batches_still_dedup() -> None:
