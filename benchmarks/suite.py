@@ -437,9 +437,11 @@ def _suite_md(name: str, f: dict[str, Any]) -> list[str]:  # noqa: PLR0911 (one 
             [
                 ("offered ev/s", "offered_events_per_s", ",.0f"),
                 ("accepted ev/s", "accepted_events_per_s", ",.0f"),
+                ("batches in/sent", "batches_accepted", "d"),
+                ("", "batches_sent", "d"),
                 ("step_s", "step_s", "g"),
-                ("ingest lag p50/p99", "ingest_lag_ms.p50", ".0f"),
-                ("", "ingest_lag_ms.p99", ".0f"),
+                ("ingest lag p50", "ingest_lag_ms.p50", ".0f"),
+                ("ingest lag p99", "ingest_lag_ms.p99", ".0f"),
                 ("track p50", "track_ms.p50", ".0f"),
                 ("track p95", "track_ms.p95", ".0f"),
                 ("track p99", "track_ms.p99", ".0f"),
