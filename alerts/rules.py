@@ -212,7 +212,12 @@ class Rules:
             and sd >= (s.crossing_vehicle_m if vehicle else s.crossing_hysteresis_m)
         ):
             return self._fused_crossing(hist, u, nt, sd, chain, v_home)
-        if fibre_only and abs(sd) <= s.fibre_line_m and u.cls not in ("vehicle", "digging"):
+        if (
+            fibre_only
+            and abs(sd) <= s.fibre_line_m
+            and u.cls in ("person", "group")
+            and u.class_p >= s.fibre_min_p
+        ):
             moving_in = v_home >= s.fibre_min_speed_mps
             second = not first_update and u.t - hist.first_t >= s.fibre_second_event_s
             if moving_in or second:

@@ -155,6 +155,11 @@ class AlertSettings(msgspec.Struct, **_STRICT):
     # this far on the home side (fibre events of traffic on roads 15-45 m from the cable
     # pull vehicle tracks onto and across the line)
     crossing_vehicle_m: Metres = 60.0
+    # fibre-only tracks raise possible crossings only when classed person/group with at
+    # least this probability (night-6h: wind and rain make fibre-only tracks on the cable
+    # with class_p ~0.35, ~10 false crossings a minute on the border; fibre-only tracks of
+    # real crossers had 0.77-0.80)
+    fibre_min_p: Fraction = 0.6
     # a fibre-only possible crossing that is not corroborated raises a priority-4 alert
     # (false: it waits for corroboration); vehicle- and digging-class tracks never raise one
     fibre_uncorroborated_alert: bool = False
