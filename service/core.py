@@ -36,6 +36,8 @@ from fusion.tracker import Tracker
 from geo import Site
 
 TRACKS_PREFIX = "limes/v1/tracks/"
+DEFAULT_HOLD_S = 1.0
+MAX_HOLD_S = 60.0
 
 
 @dataclass(slots=True)
@@ -74,6 +76,12 @@ class Core:
         tracker_config: tracker tunables (defaults for the RO-RS site when None).
         step_s: tracker step period in ``now`` seconds (contract: track updates at least
             every ``track_report_s``, so ``step_s <= track_report_s``).
+        hold_s: re-ordering hold. A step at ``now`` runs the tracker to ``now - hold_s`` on
+            the rows with ``t <= now - hold_s``; newer rows wait for a later step. Devices
+            batch (a fibre unit sends 1 s of events at once) and batches arrive interleaved,
+            so without a hold nearly every step holds rows older than what the tracker has
+            already processed and costs a rewind-and-replay. Rows later than the hold still
+            rewind (correctly); the price of the hold is ``hold_s`` of latency.
     """
 
     def __init__(
@@ -83,12 +91,17 @@ class Core:
         started: float,
         tracker_config: TrackerConfig | None = None,
         step_s: float = 0.5,
+        hold_s: float = DEFAULT_HOLD_S,
     ) -> None:
         if not 0 < step_s <= site.track_report_s:
             msg = f"step_s must be in (0, track_report_s={site.track_report_s}]"
             raise ValueError(msg)
+        if not 0 <= hold_s <= MAX_HOLD_S:
+            msg = f"hold_s must be in [0, {MAX_HOLD_S}]"
+            raise ValueError(msg)
         self.site = site
         self.step_s = step_s
+        self.hold_s = hold_s
         self.ingest = Ingest(site, started=started)
         self.tracker = Tracker(tracker_config, n_sensors=len(site.sensor_ids))
         self.reporter = Reporter(site)
@@ -145,19 +158,28 @@ class Core:
         return sum(len(m) for m in self._pending)
 
     def step(self, now: float) -> StepOutput:
-        """Run the tracker to ``now`` on the pending rows; report and feed the alert rules."""
+        """Run the tracker to ``now - hold_s`` on the rows due by then; report and feed the
+        alert rules. Rows more than ``MAX_HOLD_S`` ahead of ``now`` (a device clock far
+        off) are not held: the tracker gets them at once."""
+        t = now - self.hold_s
         meas = (
             np.concatenate(self._pending)
             if len(self._pending) > 1
             else (self._pending[0] if self._pending else np.empty(0, MEAS_DTYPE))
         )
         self._pending = []
+        if self.hold_s > 0 and len(meas):
+            tm = meas["t"]
+            wait = (tm > t) & (tm <= now + MAX_HOLD_S)
+            if wait.any():
+                self._pending = [meas[wait]]
+                meas = meas[~wait]
         self._next_step = now + self.step_s
-        res = self.tracker.step(now, meas)
+        res = self.tracker.step(t, meas)
         updates = self.reporter(res.snapshot)
-        out = StepOutput(t=now, tracks=updates, rows=len(meas), late_dropped=res.late_dropped)
+        out = StepOutput(t=t, tracks=updates, rows=len(meas), late_dropped=res.late_dropped)
         out.alert_inputs = [self._to_track(u, TrackUpdate) for u in updates]
-        out.alert_inputs.append(Tick(t=now))
+        out.alert_inputs.append(Tick(t=t))
         c = self.counters
         c.steps += 1
         c.rows += len(meas)

@@ -175,7 +175,7 @@ async def run_items(
     """Feed ``items`` (arrival order) through a pipeline made at the first arrival time.
 
     ``speed`` None: as fast as possible; N: the arrival clock runs N times wall time.
-    A last step at the final arrival time flushes what is pending.
+    A last step ``hold_s`` after the final arrival time flushes what is pending.
     """
     pipe: Pipeline | None = None
     wall0 = time.monotonic()
@@ -196,8 +196,12 @@ async def run_items(
         if on_step is not None and pipe.core.counters.steps != steps_before:
             on_step(pipe)
         last = item.at
-    if pipe is not None:
-        await pipe.step(max(last, pipe.core.tracker.frontier))
+    if pipe is not None:  # flush: go on along the step grid past the hold, then to its end
+        end = max(last, pipe.core.tracker.frontier) + pipe.core.hold_s
+        while pipe.core.due(end):
+            await pipe.step(pipe.core.next_step_at(end))
+        if pipe.core.pending_rows:
+            await pipe.step(end)
         if on_step is not None:
             on_step(pipe)
     return pipe
