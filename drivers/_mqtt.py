@@ -11,6 +11,10 @@ message); paho-mqtt 2.x underneath has ``manual_ack_set`` / ``ack(mid, qos)``. W
 on, in :func:`_enable_manual_ack` only, before connecting. Messages are handled one at a
 time in arrival order, so PUBACKs go out in order as MQTT requires.
 
+TLS: :class:`MqttSettings` ``tls`` / ``ca_file`` (and optionally a client certificate)
+give aiomqtt a :class:`aiomqtt.TLSParameters`; the broker's certificate and host name are
+verified (``deploy/mosquitto/limes.conf`` is the production broker side).
+
 Presence: ``limes/v1/service/available`` is published retained ``online`` on every
 connection, is the last will (``offline``, retained, QoS 1), and is set ``offline`` on a
 clean shutdown. The reconnect loop is ours (as aiomqtt recommends): jittered, capped
@@ -23,6 +27,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -60,11 +65,36 @@ class MqttSettings:
     backoff_initial_s: float = 0.2
     backoff_max_s: float = 30.0
     subscriptions: tuple[str, ...] = SUBSCRIPTIONS
+    #: MQTT over TLS: on when ``tls`` is set or ``ca_file`` is given. The broker's
+    #: certificate is verified against ``ca_file`` (PEM), else the system's trust store,
+    #: and its host name checked unless ``tls_insecure`` (never in production).
+    tls: bool = False
+    ca_file: str | None = None
+    #: client certificate and key (PEM), for a broker with ``require_certificate true``
+    cert_file: str | None = None
+    key_file: str | None = None
+    tls_insecure: bool = False
 
     @property
     def endpoint(self) -> str:
         """``host:port`` for messages and :class:`DriverConnectError`."""
         return f"{self.host}:{self.port}"
+
+    @property
+    def uses_tls(self) -> bool:
+        """Whether connections use TLS."""
+        return self.tls or self.ca_file is not None
+
+    def tls_params(self) -> aiomqtt.TLSParameters | None:
+        """aiomqtt's TLS parameters, or None for plain TCP."""
+        if not self.uses_tls:
+            return None
+        return aiomqtt.TLSParameters(
+            ca_certs=self.ca_file,
+            certfile=self.cert_file,
+            keyfile=self.key_file,
+            cert_reqs=ssl.CERT_REQUIRED,
+        )
 
 
 def backoff_delay(attempt: int, initial: float, cap: float, rng: random.Random) -> float:
@@ -172,6 +202,8 @@ class MqttSource:
             keepalive=s.keepalive_s,
             timeout=s.timeout_s,
             will=aiomqtt.Will(AVAILABLE_TOPIC, b"offline", qos=1, retain=True),
+            tls_params=s.tls_params(),
+            tls_insecure=s.tls_insecure if s.uses_tls else None,
         )
         _enable_manual_ack(client)
         try:
