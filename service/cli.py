@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from drivers import MqttSettings
     from geo import Site
 
 Handler = Callable[[argparse.Namespace], int]
@@ -124,9 +125,7 @@ def _replay(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     import asyncio
-    from urllib.parse import urlsplit
 
-    from drivers import MqttSettings
     from fusion.warm import warmup
     from service.live import LiveSettings, run_live
 
@@ -135,16 +134,7 @@ def _run(args: argparse.Namespace) -> int:
         format='{"t":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","msg":%(message)r}',
     )
     site = _load(args.site)
-    url = urlsplit(args.mqtt)
-    if url.scheme not in ("mqtt", "tcp") or not url.hostname:
-        raise SystemExit(f"--mqtt must look like mqtt://host:port, got {args.mqtt!r}")
-    mqtt = MqttSettings(
-        host=url.hostname,
-        port=url.port or 1883,
-        client_id=args.client_id,
-        username=os.environ.get("LIMES_MQTT_USERNAME"),
-        password=_secret("LIMES_MQTT_PASSWORD"),
-    )
+    mqtt = mqtt_settings(args)
     logging.getLogger("limes.service").info("JIT warm-up %.1f s", warmup())
     settings = LiveSettings(
         mqtt=mqtt,
@@ -163,6 +153,41 @@ def _run(args: argparse.Namespace) -> int:
         logging.getLogger("limes.service").warning("console off: no --console-users")
     asyncio.run(run_live(site, settings, console=console))
     return 0
+
+
+def mqtt_settings(args: argparse.Namespace) -> MqttSettings:
+    """The service's MQTT settings from ``--mqtt`` (``mqtt://`` plain, ``mqtts://`` TLS,
+    default ports 1883 / 8883), ``--mqtt-ca/-cert/-key`` and the credentials in the
+    environment (``LIMES_MQTT_USERNAME``, ``LIMES_MQTT_PASSWORD[_FILE]``)."""
+    from urllib.parse import urlsplit
+
+    from drivers import MqttSettings
+
+    url = urlsplit(args.mqtt)
+    tls = url.scheme in ("mqtts", "ssl")
+    if url.scheme not in ("mqtt", "tcp", "mqtts", "ssl") or not url.hostname:
+        raise SystemExit(f"--mqtt must look like mqtt(s)://host:port, got {args.mqtt!r}")
+    files = {"--mqtt-ca": args.mqtt_ca, "--mqtt-cert": args.mqtt_cert, "--mqtt-key": args.mqtt_key}
+    for flag, path in files.items():
+        if path is None:
+            continue
+        if not tls:
+            raise SystemExit(f"{flag} needs a TLS broker URL (mqtts://host:port)")
+        if not Path(path).is_file():
+            raise SystemExit(f"{flag}: no such file {path}")
+    if (args.mqtt_cert is None) != (args.mqtt_key is None):
+        raise SystemExit("--mqtt-cert and --mqtt-key go together")
+    return MqttSettings(
+        host=url.hostname,
+        port=url.port or (8883 if tls else 1883),
+        client_id=args.client_id,
+        username=os.environ.get("LIMES_MQTT_USERNAME"),
+        password=_secret("LIMES_MQTT_PASSWORD"),
+        tls=tls,
+        ca_file=args.mqtt_ca,
+        cert_file=args.mqtt_cert,
+        key_file=args.mqtt_key,
+    )
 
 
 def _secret(name: str) -> str | None:
@@ -202,7 +227,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the live service on MQTT (and Redis)")
     run.add_argument("--site", type=Path, default=None, help="site TOML (default: ro-rs)")
-    run.add_argument("--mqtt", default="mqtt://127.0.0.1:1883", help="broker URL")
+    run.add_argument(
+        "--mqtt",
+        default="mqtt://127.0.0.1:1883",
+        help="broker URL: mqtt://host:port, or mqtts://host:port for TLS (default port 8883)",
+    )
+    run.add_argument(
+        "--mqtt-ca", default=None, help="CA certificate (PEM) for mqtts:// (default: system CAs)"
+    )
+    run.add_argument("--mqtt-cert", default=None, help="client certificate (PEM), if required")
+    run.add_argument("--mqtt-key", default=None, help="client certificate's key (PEM)")
     run.add_argument(
         "--redis",
         default=None,
