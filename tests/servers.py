@@ -284,6 +284,7 @@ class MosquittoServer(_ServerProcess):
         port: int | None = None,
         autosave_interval: int = 1800,
         extra_config: Sequence[str] = (),
+        allow_anonymous: bool = True,
     ) -> None:
         self.binary = find_binary("mosquitto")
         super().__init__(workdir, port=port)
@@ -292,6 +293,9 @@ class MosquittoServer(_ServerProcess):
         self.persistence_dir.mkdir(exist_ok=True)
         self.autosave_interval = autosave_interval
         self.extra_config = list(extra_config)
+        #: False: no ``allow_anonymous true`` line (give auth settings in ``extra_config``;
+        #: listener options there apply to this server's single listener)
+        self.allow_anonymous = allow_anonymous
 
     @property
     def url(self) -> str:
@@ -303,7 +307,7 @@ class MosquittoServer(_ServerProcess):
     def _write_config(self) -> None:
         lines = [
             f"listener {self.port} {self.host}",
-            "allow_anonymous true",
+            *(["allow_anonymous true"] if self.allow_anonymous else []),
             "persistence true",
             f"persistence_location {self.persistence_dir}/",
             "persistence_file mosquitto.db",
