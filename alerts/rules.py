@@ -166,10 +166,9 @@ class Rules:
                         v_home=v_home,
                     )
                 )
-        corroborated = len(u.sensors) >= s.track_min_sensors
         if (
             confirmed
-            and corroborated
+            and len(u.sensors) >= s.approach_min_sensors
             and u.cls in ("person", "group", "unknown")
             and age >= s.approach_min_age_s
             and -self.approach_m <= sd < 0.0
@@ -178,7 +177,7 @@ class Rules:
             out.append(Finding(kind="approach", ccp=True, chain=chain, sd=sd, v_home=v_home))
         if (
             confirmed
-            and corroborated
+            and len(u.sensors) >= s.vehicle_min_sensors
             and u.cls == "vehicle"
             and u.class_p >= s.vehicle_min_p
             and age >= s.vehicle_min_age_s

@@ -170,9 +170,12 @@ class AlertSettings(msgspec.Struct, **_STRICT):
     # approach / vehicle: the track must have been followed this long (class settles)
     approach_min_age_s: Metres = 10.0
     vehicle_min_age_s: Metres = 20.0
-    # approach / vehicle: at least this many devices contributed to the track (a single
-    # camera's track is a bearing with a 25 % range: often hundreds of metres off)
-    track_min_sensors: PositiveInt = 2
+    # vehicle: at least this many devices contributed to the track (a single camera's
+    # track is a bearing with a 25 % range: often hundreds of metres off)
+    vehicle_min_sensors: PositiveInt = 2
+    # approach: the same (1: night-6h approaches are often seen by one camera or radar
+    # only; 2 halved approach recall there)
+    approach_min_sensors: PositiveInt = 1
     # one alert per object: a new track's approach/vehicle alert joins an open one of its
     # kind whose last position, moved on with its velocity, is within this radius
     object_radius_m: Metres = 150.0
