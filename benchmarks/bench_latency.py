@@ -17,12 +17,17 @@ What is measured (all on this machine's ``time.time()``):
 
 * ingest lag: publish -> the batch accepted by the core (``Pipeline.accept``);
 * track latency: publish -> arrival at the subscriber of the first track update of the
-  step that consumed the batch. The service batches rows for ``step_s``, so this
-  includes up to ``step_s`` of waiting by design; matching uses the update's ``t`` (the
-  step time) and a probe on ``Pipeline.accept``/``Pipeline.step`` (a subclass installed
-  for the run) that records which batches each step consumed;
+  step that consumed the batch. By design this includes the core's re-ordering hold
+  (``hold_s``, 1 s: a step at ``now`` tracks the rows with ``t <= now - hold_s``) plus up
+  to ``step_s`` of waiting for the next step, plus the step itself. Matching: a probe on
+  ``Pipeline.accept``/``Pipeline.step`` (a subclass installed for the run) records which
+  batches were accepted before each step, the newest event time of each batch, and the
+  step's tracker time ``StepOutput.t`` (``now - hold_s``), which is the ``t`` of its track
+  updates. The consuming step of a batch is the first step after its acceptance whose
+  tracker time covers the batch's newest event (all its rows tracked);
 * alert latency: for each alert opened, publish time of the newest batch from one of
-  the alert's ``sensors`` consumed by the step that raised it -> alert arrival;
+  the alert's ``sensors`` wholly tracked by the step that raised it -> alert arrival
+  (includes ``hold_s`` as above);
 * backlog: the ingest lag's slope over the second half of the run; a level is sustained
   when the lag does not grow (slope < 0.05 s/s and final lag < 1 s) and the devices
   achieved >= 90 % of the offered rate. Service CPU = process CPU time / wall time.
@@ -224,7 +229,9 @@ class _Probe:
 
     def __init__(self) -> None:
         self.accepts: list[tuple[float, str, int, int]] = []  # wall, device, seq, rows
-        self.steps: list[tuple[float, float, float, int, int]] = []  # now, w0, w1, n_acc, n_tr
+        self.accept_tmax: list[float] = []  # newest event time of each accepted batch
+        # now, w0, w1, n_acc, n_tr, t (the step's tracker time, StepOutput.t = now - hold_s)
+        self.steps: list[tuple[float, float, float, int, int, float]] = []
         self.pipe: Any = None
 
 
@@ -239,13 +246,15 @@ def _probe_pipeline(probe: _Probe) -> type:
         async def accept(self, res: Any) -> None:
             if res.seq >= 0:
                 probe.accepts.append((time.time(), res.device, res.seq, len(res.meas)))
+                tm = res.meas["t"]
+                probe.accept_tmax.append(float(tm.max()) if len(tm) else -np.inf)
             await super().accept(res)
 
         async def step(self, now: float) -> Any:
             n = len(probe.accepts)
             w0 = time.time()
             out = await super().step(now)
-            probe.steps.append((now, w0, time.time(), n, len(out.tracks)))
+            probe.steps.append((now, w0, time.time(), n, len(out.tracks), out.t))
             return out
 
     return ProbePipeline
@@ -337,38 +346,46 @@ def _analyse(probe: _Probe, dev: dict[str, Any], step_s: float) -> dict[str, Any
     lag = acc_wall - acc_sent
     ok = np.isfinite(lag)
     st = probe.steps
-    cuts = np.array([n for _, _, _, n, _ in st], dtype=np.int64)
-    step_now = [now for now, _, _, _, _ in st]
+    cuts = np.array([s[3] for s in st], dtype=np.int64)
+    # track updates and alerts carry the step's tracker time (StepOutput.t = now - hold_s)
+    step_t = [s[5] for s in st]
     arrivals = {float(k): v for k, v in dev["tracks"].items()}
-    # track latency: accept i consumed by the first step j with cuts[j] > i
+    # track latency: accept i consumed by the first step j with cuts[j] > i whose tracker
+    # time covers the batch's newest event (the core holds rows newer than now - hold_s)
+    t_arr = np.array(step_t)
+    tmax = probe.accept_tmax
     track_lat = []
     proc_lat = []
     for i in np.flatnonzero(ok):
         j = int(np.searchsorted(cuts, i, side="right"))
+        j = max(j, int(np.searchsorted(t_arr, tmax[i], side="left")))
         if j >= len(st):
             continue
         proc_lat.append(st[j][2] - acc_sent[i])
-        a = arrivals.get(step_now[j])
+        a = arrivals.get(step_t[j])
         if a is not None:
             track_lat.append(a[0] - acc_sent[i])
-    # alert latency: newest batch from the alert's sensors consumed by its step
-    by_dev: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    # alert latency: newest batch from the alert's sensors wholly tracked by its step
+    # (accepted before it, newest event at or before its tracker time)
+    by_dev: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    tmax_arr = np.array(tmax)
     for d in {d for _, d, _, _ in acc}:
         idx = np.array([i for i, a in enumerate(acc) if a[1] == d and ok[i]], dtype=np.int64)
-        by_dev[d] = (idx, acc_sent[idx])
+        by_dev[d] = (idx, acc_sent[idx], tmax_arr[idx])
     alert_lat = []
-    now_arr = np.array(step_now)
     for a in dev["alerts"]:
-        if a["state"] != "open" or not len(now_arr):
+        if a["state"] != "open" or not len(t_arr):
             continue
-        j = int(np.searchsorted(now_arr, a["t"], side="right")) - 1
+        j = int(np.searchsorted(t_arr, a["t"], side="right")) - 1
         if j < 0:
             continue
         best = -np.inf
         for d in a["sensors"] or list(by_dev):
             if d in by_dev:
-                idx, s = by_dev[d]
+                idx, s, tm = by_dev[d]
                 k = int(np.searchsorted(idx, cuts[j], side="left")) - 1
+                while k >= 0 and tm[k] > t_arr[j]:
+                    k -= 1
                 if k >= 0:
                     best = max(best, float(s[k]))
         if np.isfinite(best):
@@ -384,7 +401,11 @@ def _analyse(probe: _Probe, dev: dict[str, Any], step_s: float) -> dict[str, Any
     accepted_rows = int(sum(r for _, _, _, r in acc))
     achieved = dev["achieved_events_per_s"]
     growing = bool(slope >= 0.05 or tail_lag >= 1.0 or len(acc) < 0.98 * n_sent)
-    step_dur = [w1 - w0 for _, w0, w1, _, _ in st]
+    step_dur = [s[2] - s[1] for s in st]
+    core = probe.pipe.core if probe.pipe is not None else None
+    hold_s = float(core.hold_s) if core is not None else None
+    rows = int(core.counters.rows) if core is not None else 0
+    replayed = int(core.counters.replayed_rows) if core is not None else 0
     return {
         "offered_events_per_s": dev["offered_events_per_s"],
         "achieved_events_per_s": round(achieved),
@@ -399,6 +420,10 @@ def _analyse(probe: _Probe, dev: dict[str, Any], step_s: float) -> dict[str, Any
         "alert_ms": percentiles(alert_lat),
         "alerts_opened": sum(1 for a in dev["alerts"] if a["state"] == "open"),
         "step_ms": percentiles(step_dur),
+        "track_updates_per_step": percentiles([s[4] for s in st], scale=1.0),
+        "hold_s": hold_s,
+        "rows_tracked": rows,
+        "rows_replayed": replayed,
         "lag_slope_s_per_s": round(slope, 4),
         "tail_lag_s": round(tail_lag, 3),
         "backlog_growing": growing,
