@@ -11,10 +11,11 @@ from tests.servers import RedisServer
 
 def test_bench_runs_and_writes_json(tmp_path: Path, redis_server: RedisServer) -> None:
     out = tmp_path / "bench.json"
-    result = main(["--tracks", "3", "--updates", "6", "--redis-url", redis_server.url,
+    # 12 updates: a track must be followed approach_min_age_s (10 s) before an approach alert
+    result = main(["--tracks", "3", "--updates", "12", "--redis-url", redis_server.url,
                    "--out", str(out)])  # fmt: skip
     assert json.loads(out.read_text()) == result
     for store in ("memory", "redis"):
         # every crossing raised an approach and a crossing alert
         assert result[store]["alert_published"]["n"] == 6
-        assert result[store]["track_update"]["n"] == 18
+        assert result[store]["track_update"]["n"] == 36
