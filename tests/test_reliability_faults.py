@@ -45,11 +45,6 @@ from tests.servers import MosquittoServer, RedisOptions, RedisServer
 pytestmark = pytest.mark.broker
 
 DEADLINE_S = 150.0
-#: the Mosquitto and Redis restart tests passed in isolation but are not yet stable under
-#: load (see docs/operations.md, "Known gaps"): opt in with LIMES_FAULTS_ALL=1
-_OPT_IN = pytest.mark.skipif(
-    not os.environ.get("LIMES_FAULTS_ALL"), reason="opt-in: LIMES_FAULTS_ALL=1"
-)
 REPORT = Path(os.environ.get("LIMES_FAULT_REPORT", "/dev/null"))
 
 
@@ -299,7 +294,6 @@ async def test_kill_9_service_mid_scenario(
     await _run_with_fault("kill -9 service", tmp_path, broker, redis, scenario, reference, fault)
 
 
-@_OPT_IN
 async def test_restart_mosquitto_mid_scenario(
     tmp_path: Path,
     broker: MosquittoServer,
@@ -315,7 +309,6 @@ async def test_restart_mosquitto_mid_scenario(
     await _run_with_fault("restart Mosquitto", tmp_path, broker, redis, scenario, reference, fault)
 
 
-@_OPT_IN
 async def test_restart_redis_mid_scenario(
     tmp_path: Path,
     broker: MosquittoServer,
