@@ -579,6 +579,10 @@ def parse_site(text: bytes | str, path: Path) -> Site:
         raise SiteError(f, field, reason) from exc
     except msgspec.DecodeError as exc:
         raise SiteError(f, "", f"not valid TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise SiteError(f, "", f"not UTF-8 text (TOML files are UTF-8): {exc}") from exc
+    except RecursionError as exc:  # tomllib recurses once per nesting level
+        raise SiteError(f, "", "not valid TOML: nested too deeply") from exc
     _check_ids(cfg, f)
     border = _read_border(path.parent / cfg.site.border, cfg.site.border_feature, f)
     return Site(cfg, path, border)
