@@ -2,7 +2,7 @@
 percentiles, RSS, a throwaway Mosquitto, and py-spy profile summaries.
 
 The machine, versions and git commit come from :mod:`benchmarks.ingest_bench` (one copy);
-servers come from :mod:`tests.servers` (plain classes that start a server on a free port).
+servers come from :mod:`benchmarks.servers` (plain classes that start a server on a free port).
 """
 
 from __future__ import annotations
@@ -199,9 +199,9 @@ def rss_bytes() -> int:
 
 @contextlib.contextmanager
 def mosquitto(work: Path) -> Iterator[Any]:
-    """A throwaway Mosquitto on a free loopback port (``tests.servers.MosquittoServer``),
+    """A throwaway Mosquitto on a free loopback port (``benchmarks.servers.MosquittoServer``),
     with no per-client queue or in-flight limits (a benchmark must not drop at the broker)."""
-    from tests.servers import MosquittoServer
+    from benchmarks.servers import MosquittoServer
 
     d = Path(tempfile.mkdtemp(prefix="mqtt-", dir=work))
     extra = ["max_queued_messages 0", "max_inflight_messages 0"]

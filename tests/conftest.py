@@ -1,4 +1,4 @@
-"""Shared fixtures: throwaway Mosquitto and Redis servers (see ``tests/servers.py``).
+"""Shared fixtures: throwaway Mosquitto and Redis servers (see ``benchmarks/servers.py``).
 
 Session-scoped ``mqtt_broker`` and ``redis_server`` start once, on the first test
 that asks for them, and stop at the end of the session. A test that stops, kills
@@ -18,7 +18,7 @@ from typing import TypeAlias, TypeVar
 
 import pytest
 
-from tests.servers import (
+from benchmarks.servers import (
     MosquittoServer,
     RedisCluster,
     RedisOptions,

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from benchmarks.alerts_bench import main
-from tests.servers import RedisServer
+from benchmarks.servers import RedisServer
 
 
 def test_bench_runs_and_writes_json(tmp_path: Path, redis_server: RedisServer) -> None:

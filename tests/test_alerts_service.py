@@ -32,7 +32,7 @@ from alerts import (
     Tick,
 )
 from alerts.scenario import approach_path, crossing_path
-from tests.servers import MosquittoServer, RedisServer
+from benchmarks.servers import MosquittoServer, RedisServer
 
 pytestmark = pytest.mark.broker
 

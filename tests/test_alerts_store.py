@@ -20,7 +20,7 @@ from alerts import (
     StoreError,
 )
 from alerts.store import alert_key, audit_key, open_key
-from tests.servers import RedisServer
+from benchmarks.servers import RedisServer
 
 T0 = 1_764_000_000.0
 

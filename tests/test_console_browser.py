@@ -26,6 +26,7 @@ import pytest
 from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
 
 from alerts import RedisAlertStore
+from benchmarks.servers import MosquittoServer, RedisServer
 from console import (
     ConsoleHub,
     ConsoleOptions,
@@ -42,7 +43,6 @@ from service.live import LiveSettings, run_live
 from service.runtime import MemorySink, Pipeline, run_items
 from sim_sensors import generate, preset
 from sim_sensors.live import publish
-from tests.servers import MosquittoServer, RedisServer
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [

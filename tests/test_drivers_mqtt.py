@@ -13,6 +13,7 @@ import msgspec
 import pytest
 
 import geo
+from benchmarks.servers import MosquittoServer
 from drivers import (
     AVAILABLE_TOPIC,
     DEADLETTER_TOPIC,
@@ -21,7 +22,6 @@ from drivers import (
     MqttDriver,
     MqttSettings,
 )
-from tests.servers import MosquittoServer
 
 pytestmark = pytest.mark.broker
 

@@ -27,13 +27,13 @@ import aiomqtt
 import pytest
 
 from alerts import RedisAlertStore
+from benchmarks.servers import MosquittoServer, RedisServer
 from drivers import MqttSettings
 from geo import default_site
 from service.live import LiveSettings, run_live
 from sim_sensors import generate, preset
 from sim_sensors.live import publish
 from sim_sensors.score import load_alerts, load_tracks, load_truth, score
-from tests.servers import MosquittoServer, RedisServer
 from tests.test_service_replay import check_alert_stream, check_track_stream, patrol_units
 
 pytestmark = pytest.mark.broker

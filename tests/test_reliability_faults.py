@@ -35,12 +35,12 @@ import aiomqtt
 import msgspec
 import pytest
 
+from benchmarks.servers import MosquittoServer, RedisOptions, RedisServer
 from geo import Site, default_site
 from service.journal import SERVICE_DEVICE, STREAM, Durable, message_time
 from service.runtime import MemorySink, Pipeline
 from sim_sensors import Scenario, generate, preset
 from tests.conftest import MosquittoFactory, RedisFactory
-from tests.servers import MosquittoServer, RedisOptions, RedisServer
 
 pytestmark = pytest.mark.broker
 

@@ -35,10 +35,10 @@ import aiomqtt
 import pytest
 
 import geo
+from benchmarks.servers import MosquittoServer, RedisServer, find_binary
 from drivers import AVAILABLE_TOPIC, SUBSCRIPTIONS, Ingest, IngestResult, MqttDriver, MqttSettings
 from service.cli import build_parser, mqtt_settings
 from service.live import LiveSettings, run_live
-from tests.servers import MosquittoServer, RedisServer, find_binary
 
 pytestmark = pytest.mark.broker
 

@@ -10,9 +10,9 @@ import aiomqtt
 import pytest
 import redis
 
-from tests import servers
+from benchmarks import servers
+from benchmarks.servers import MosquittoServer, RedisOptions, RedisServer
 from tests.conftest import MosquittoFactory, RedisClusterFactory, RedisFactory
-from tests.servers import MosquittoServer, RedisOptions, RedisServer
 
 pytestmark = pytest.mark.broker
 

@@ -10,10 +10,10 @@ from collections import Counter
 
 import aiomqtt
 
+from benchmarks.servers import MosquittoServer
 from geo import default_site
 from sim_sensors import generate, preset
 from sim_sensors.live import publish
-from tests.servers import MosquittoServer
 
 
 async def test_live_publish_reaches_mosquitto(fresh_mqtt_broker: MosquittoServer) -> None:

@@ -1,4 +1,4 @@
-"""Throwaway Mosquitto and Redis servers for tests.
+"""Throwaway Mosquitto and Redis servers for tests and benchmarks.
 
 Each server runs as a child process on a free loopback port, with its config,
 data and log in its own directory. Nothing here talks to a system-wide broker or
