@@ -28,8 +28,6 @@ from alerts.model import (
     Tick,
     TrackMerge,
     TrackUpdate,
-    decode_ack,
-    decode_patrol,
     decode_track,
 )
 from alerts.service import AlertService, Publisher
@@ -69,8 +67,6 @@ __all__ = [
     "alert_event",
     "alert_id_for",
     "alert_topic",
-    "decode_ack",
-    "decode_patrol",
     "decode_track",
     "priority_for",
     "tasking_topic",

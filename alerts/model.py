@@ -20,6 +20,11 @@ from typing import Annotated, Literal, TypeAlias
 import msgspec
 from msgspec import Meta, Struct
 
+# Acks and patrol positions are decoded and validated once, by the drivers (topic, schema,
+# ranges, unit/topic match); the engine takes those structs as they are.
+from drivers import AlertAck as Ack
+from drivers import PatrolPosition
+
 __all__ = [
     "Ack",
     "Alert",
@@ -40,8 +45,6 @@ __all__ = [
     "Tick",
     "TrackMerge",
     "TrackUpdate",
-    "decode_ack",
-    "decode_patrol",
     "decode_track",
 ]
 
@@ -104,21 +107,6 @@ class HealthEvent(Struct, kw_only=True, gc=False):
     detail: str | None = None
 
 
-class Ack(Struct, kw_only=True, gc=False):
-    """``limes/v1/alerts/{alert_id}/ack`` payload (contract), with the id from the topic."""
-
-    alert_id: str
-    operator: str
-    t: float
-    note: str | None = None
-
-
-class _AckWire(Struct, kw_only=True, gc=False):
-    operator: str
-    t: float
-    note: str | None = None
-
-
 class OperatorAction(Struct, kw_only=True, gc=False):
     """An operator's action on an alert (console / service API): who, when, why.
 
@@ -131,18 +119,6 @@ class OperatorAction(Struct, kw_only=True, gc=False):
     t: float
     why: str = ""
     unit: str | None = None
-
-
-class PatrolPosition(Struct, kw_only=True, gc=False):
-    """``limes/v1/patrols/{unit}/position`` (contract)."""
-
-    unit: str
-    t: float
-    lat: Lat
-    lon: Lon
-    team: str
-    available: bool = True
-    v: int = 1
 
 
 class TrackMerge(Struct, kw_only=True, gc=False):
@@ -164,24 +140,11 @@ Input: TypeAlias = (
 )
 
 _track_dec = msgspec.json.Decoder(TrackUpdate)
-_ack_dec = msgspec.json.Decoder(_AckWire)
-_patrol_dec = msgspec.json.Decoder(PatrolPosition)
 
 
 def decode_track(payload: bytes) -> TrackUpdate:
     """Decode a contract track update (raises ``msgspec.DecodeError``)."""
     return _track_dec.decode(payload)
-
-
-def decode_ack(alert_id: str, payload: bytes) -> Ack:
-    """Decode an ack payload for ``alert_id`` (raises ``msgspec.DecodeError``)."""
-    a = _ack_dec.decode(payload)
-    return Ack(alert_id=alert_id, operator=a.operator, t=a.t, note=a.note)
-
-
-def decode_patrol(payload: bytes) -> PatrolPosition:
-    """Decode a contract patrol position (raises ``msgspec.DecodeError``)."""
-    return _patrol_dec.decode(payload)
 
 
 # -- outputs -----------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from alerts import Ack, HealthEvent, Input, PatrolPosition, Tick, TrackUpdate
+from alerts import HealthEvent, Input, Tick, TrackUpdate
 from drivers import HealthEvent as DriverHealthEvent
 from drivers import Ingest, IngestResult
 from fusion.config import TrackerConfig
@@ -60,6 +60,17 @@ class CoreCounters:
     track_updates: int = 0
     late_dropped: int = 0
     replayed_rows: int = 0
+
+
+def alert_inputs(res: IngestResult) -> list[Input]:
+    """The alert engine's inputs from one ingest result: health changes, then the decoded
+    patrol position or ack (the drivers' validated structs, as they are)."""
+    inputs: list[Input] = [health_input(h) for h in res.health]
+    if res.patrol is not None:
+        inputs.append(res.patrol)
+    if res.ack is not None:
+        inputs.append(res.ack)
+    return inputs
 
 
 def health_input(h: DriverHealthEvent) -> HealthEvent:
@@ -122,21 +133,10 @@ class Core:
         return self.ingest.reject(topic, payload, reason, now)
 
     def accept(self, res: IngestResult) -> list[Input]:
-        """Buffer the result's measurements; return its alert inputs (health, patrol, ack)."""
+        """Buffer the result's measurements; return its alert inputs (see :func:`alert_inputs`)."""
         if len(res.meas):
             self._pending.append(res.meas)
-        inputs: list[Input] = [health_input(h) for h in res.health]
-        if res.patrol is not None:
-            p = res.patrol
-            inputs.append(
-                PatrolPosition(
-                    unit=p.unit, t=p.t, lat=p.lat, lon=p.lon, team=p.team, available=p.available
-                )
-            )
-        if res.ack is not None:
-            a = res.ack
-            inputs.append(Ack(alert_id=a.alert_id, operator=a.operator, t=a.t, note=a.note))
-        return inputs
+        return alert_inputs(res)
 
     def tick(self, now: float) -> list[Input]:
         """Heartbeat check: devices silent past ``heartbeat_s`` become alert inputs."""

@@ -2,9 +2,11 @@
 
 A *console* client subscribes to alerts, tasking and the CCP outbox like an operator
 console would; the service publishes through its own aiomqtt client and consumes acks
-and patrol positions from the broker. To know that nothing more will arrive, the
-service client publishes a sentinel after the service's messages (one client's QoS 1
-messages reach a subscriber in order). Timeouts only guard against hangs.
+and patrol positions from the broker through the production ingest path
+(``drivers.Ingest`` -> ``service.core.alert_inputs`` -> ``AlertService.submit``). To
+know that nothing more will arrive, the service client publishes a sentinel after the
+service's messages (one client's QoS 1 messages reach a subscriber in order). Timeouts
+only guard against hangs.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from alerts import (
 )
 from alerts.scenario import approach_path, crossing_path
 from benchmarks.servers import MosquittoServer, RedisServer
+from drivers import DEADLETTER_TOPIC, Ingest, encode_dead_letter
+from service.core import alert_inputs
 
 pytestmark = pytest.mark.broker
 
@@ -100,8 +104,21 @@ async def rig(mqtt_broker: MosquittoServer, redis_server: RedisServer) -> AsyncI
             await svc.publish(topic, payload, qos=qos)
 
         service = AlertService(AlertEngine(site), store, publish)
-        await service.subscribe(svc)
-        consumer = asyncio.create_task(service.consume(svc), name="alerts.consume")
+        ingest = Ingest(site, started=T0)
+        for topic in ("limes/v1/alerts/+/ack", "limes/v1/patrols/+/position"):
+            await svc.subscribe(topic, qos=1)
+
+        async def consume() -> None:
+            async for m in svc.messages:
+                assert isinstance(m.payload, bytes)
+                # the scenario's clock: acks carry scenario times around T0
+                res = ingest.handle(str(m.topic), m.payload, T0 + 1000)
+                for dl in res.dead_letters:
+                    await publish(DEADLETTER_TOPIC, encode_dead_letter(dl), 1)
+                for i in alert_inputs(res):
+                    await service.submit(i)
+
+        consumer = asyncio.create_task(consume(), name="alerts.consume")
         try:
             yield Rig(site, service, store, svc, console)
         finally:

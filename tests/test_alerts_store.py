@@ -109,7 +109,12 @@ async def test_nearest_units_matches_engine_ranking(store: AlertStore, site: geo
     ops = []
     for unit, north, east in layout:
         p = PatrolPosition(
-            unit=unit, t=T0, lat=lat + north * deg, lon=lon + east * deg / 0.6984, team="RO"
+            unit=unit,
+            t=T0,
+            lat=lat + north * deg,
+            lon=lon + east * deg / 0.6984,
+            team="RO",
+            available=True,
         )
         ops += e.handle(p).ops
     assert all(isinstance(op, PatrolWrite) for op in ops)
