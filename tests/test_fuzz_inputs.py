@@ -49,7 +49,7 @@ FAST = settings(
 #: structured sites get past validation more often, and then build pyproj transformers
 #: (~90 ms a site): fewer examples keep the test at a few seconds
 SLOW = settings(
-    max_examples=max(1, int(100 * SCALE)),
+    max_examples=max(1, int(60 * SCALE)),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
