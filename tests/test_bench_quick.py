@@ -15,7 +15,6 @@ pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 
 def test_tiny_run_writes_the_whole_report(tmp_path: Path) -> None:
-    pytest.importorskip("matplotlib")
     out = tmp_path / "bench"
     rc = suite.main(["--tiny", "--out", str(out), "--no-progress", "--no-profile"])
     res = json.loads((out / "results.json").read_text())

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy.optimize import linear_sum_assignment
 
 from benchmarks import peer_scenario, tracker_bench
 from benchmarks.gospa import gospa
@@ -26,13 +27,12 @@ def test_gospa_matches_brute_force(seed: int) -> None:
 
 
 def test_gospa_agrees_with_scipy_on_larger_sets() -> None:
-    scipy_opt = pytest.importorskip("scipy.optimize")
     rng = np.random.default_rng(5)
     truth = rng.uniform(0, 1000, (60, 2))
     est = truth[:50] + rng.normal(0, 30, (50, 2))
     d = np.hypot(*(truth[:, None, :] - est[None, :, :]).transpose(2, 0, 1))
     cost = np.where(d < 100, d - 100, 0.0)
-    r, c = scipy_opt.linear_sum_assignment(cost)
+    r, c = linear_sum_assignment(cost)
     expect = float(np.sum(np.minimum(d[r, c], 100) - 100)) + 50 * (60 + 50)
     assert gospa(truth, est).total == pytest.approx(expect)
 

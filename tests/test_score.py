@@ -116,7 +116,6 @@ def test_hand_computed_metrics(files: tuple[Path, Path, Path], site: Site) -> No
 
 
 def test_cli_writes_json_and_plot(files: tuple[Path, Path, Path], tmp_path: Path) -> None:
-    pytest.importorskip("matplotlib")
     tp, trp, ap = files
     out = tmp_path / "score.json"
     png = tmp_path / "plot.png"
