@@ -22,7 +22,6 @@ import json
 import os
 import platform
 import random
-import shutil
 import socket
 import subprocess
 import sys
@@ -34,6 +33,7 @@ from typing import Any
 import aiomqtt
 
 import geo
+from benchmarks.servers import ServerNotInstalledError, find_binary, free_port
 from drivers import Ingest, IngestResult, MqttDriver, MqttSettings
 
 NOW = 1_764_000_000.0
@@ -138,21 +138,6 @@ def bench_decode(seconds: float) -> list[dict[str, Any]]:
     return rows
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _mosquitto() -> str:
-    for d in ("", "/usr/sbin/", "/usr/local/sbin/"):
-        p = shutil.which(f"{d}mosquitto") if not d else (d + "mosquitto")
-        if p and os.path.exists(p):
-            return p
-    msg = "mosquitto not found (apt-get install -y mosquitto)"
-    raise SystemExit(msg)
-
-
 async def _mqtt_e2e(port: int, n_msgs: int, size: int, qos: int, window: int) -> dict[str, Any]:
     site = geo.default_site()
     payloads = _fibre_batches(n_msgs, size, random.Random(2))
@@ -214,7 +199,7 @@ async def _mqtt_e2e(port: int, n_msgs: int, size: int, qos: int, window: int) ->
 
 def bench_mqtt(n_msgs: int, window: int) -> list[dict[str, Any]]:
     """Device -> Mosquitto -> MqttDriver (manual ack) -> sink, for QoS 0 and 1."""
-    port = _free_port()
+    port = free_port()
     with tempfile.TemporaryDirectory() as d:
         conf = Path(d) / "m.conf"
         lines = [
@@ -227,7 +212,8 @@ def bench_mqtt(n_msgs: int, window: int) -> list[dict[str, Any]]:
         if os.geteuid() == 0:
             lines.append("user root")
         conf.write_text("\n".join(lines) + "\n")
-        proc = subprocess.Popen([_mosquitto(), "-c", str(conf)], stderr=subprocess.DEVNULL)  # noqa: S603
+        argv = [find_binary("mosquitto"), "-c", str(conf)]
+        proc = subprocess.Popen(argv, stderr=subprocess.DEVNULL)  # noqa: S603
         try:
             for _ in range(200):
                 with socket.socket() as s:
@@ -255,10 +241,10 @@ def _versions() -> dict[str, str]:
             out[pkg] = "absent"
     try:
         first = subprocess.run(  # noqa: S603
-            [_mosquitto(), "-h"], capture_output=True, text=True, timeout=5, check=False
+            [find_binary("mosquitto"), "-h"], capture_output=True, text=True, timeout=5, check=False
         ).stdout.splitlines()
         out["mosquitto"] = first[0] if first else "?"
-    except (OSError, SystemExit, subprocess.TimeoutExpired):
+    except (OSError, ServerNotInstalledError, subprocess.TimeoutExpired):
         out["mosquitto"] = "absent"
     return out
 
