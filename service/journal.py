@@ -139,6 +139,7 @@ class RedisJournal:
         self.counters = JournalCounters()
         self.last_id = "0-0"
         self._next_try = -math.inf
+        self._flush_lock = asyncio.Lock()
 
     @classmethod
     def from_url(cls, url: str, **kw: Any) -> RedisJournal:
@@ -173,7 +174,18 @@ class RedisJournal:
             self.counters.dropped += 1
 
     async def flush(self, *, force: bool = False) -> bool:
-        """Write buffered records in order; True when the buffer is empty."""
+        """Write buffered records in order; True when the buffer is empty.
+
+        Single-flight: the step loop's self-check and an append may both call this; the
+        second waits for the first (two concurrent flushers would write one chunk twice
+        and pop it twice, losing records that were never written).
+        """
+        if not self.buffer:
+            return True
+        async with self._flush_lock:
+            return await self._flush(force)
+
+    async def _flush(self, force: bool) -> bool:
         if not self.buffer:
             return True
         now = time.monotonic()
@@ -186,8 +198,7 @@ class RedisJournal:
                     for rec in chunk:
                         p.xadd(STREAM, rec.fields())  # type: ignore[arg-type]
                     ids = await p.execute()
-                for _ in chunk:
-                    self.buffer.popleft()
+                _pop_written(self.buffer, chunk)
                 self.counters.appended += len(chunk)
                 self.last_id = _s(ids[-1])
         except (RedisError, OSError) as exc:
@@ -233,6 +244,14 @@ class RedisJournal:
         await self.client.aclose()
 
 
+def _pop_written(buffer: collections.deque[Any], written: Sequence[Any]) -> None:
+    """Drop ``written`` from the head of ``buffer``: only entries that are still there
+    (an overflow may have dropped the oldest while the write was in flight)."""
+    for item in written:
+        if buffer and buffer[0] is item:
+            buffer.popleft()
+
+
 def _s(v: bytes | str) -> str:
     return v.decode() if isinstance(v, bytes) else v
 
@@ -257,6 +276,7 @@ class ResilientStore:
         self.failed = 0
         self.dropped = 0
         self._next_try = -math.inf
+        self._flush_lock = asyncio.Lock()
 
     @property
     def degraded(self) -> bool:
@@ -264,7 +284,14 @@ class ResilientStore:
         return bool(self.buffer)
 
     async def flush(self, *, force: bool = False) -> bool:
-        """Retry buffered writes in order; True when none is left."""
+        """Retry buffered writes in order; True when none is left (single-flight, as
+        :meth:`RedisJournal.flush`)."""
+        if not self.buffer:
+            return True
+        async with self._flush_lock:
+            return await self._flush(force)
+
+    async def _flush(self, force: bool) -> bool:
         if not self.buffer:
             return True
         if not force and time.monotonic() < self._next_try:
@@ -273,8 +300,7 @@ class ResilientStore:
             while self.buffer:
                 chunk = list(self.buffer)[:200]
                 await self.inner.apply(chunk)
-                for _ in chunk:
-                    self.buffer.popleft()
+                _pop_written(self.buffer, chunk)
         except StoreError as exc:
             log.warning("alert store: %d writes still buffered (%s)", len(self.buffer), exc)
             self._next_try = time.monotonic() + self.retry_s

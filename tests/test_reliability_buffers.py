@@ -1,0 +1,94 @@
+"""The degraded-mode buffers of the live service against a real Redis that goes away:
+records and alert writes made while Redis is down are written exactly once, in order,
+when it is back, even when two coroutines flush at the same time (the step loop's
+self-check and the pipeline's next append do exactly that in ``limes run``)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from alerts import RedisAlertStore
+from alerts.model import PatrolWrite
+from benchmarks.servers import RedisOptions, RedisServer
+from service.journal import STREAM, Record, RedisJournal, ResilientStore
+
+pytestmark = pytest.mark.broker
+
+N = 1_700  # over three journal chunks (500) and eight store chunks (200)
+
+
+@pytest.fixture
+def redis_options() -> RedisOptions:
+    """AOF: what was written before the outage survives the restart."""
+    return RedisOptions.aof()
+
+
+async def test_journal_buffer_flushed_once_in_order_by_concurrent_flushers(
+    fresh_redis_server: RedisServer,
+) -> None:
+    redis = fresh_redis_server
+    journal = RedisJournal.from_url(redis.url, retry_s=0.0)
+    try:
+        await journal.append(Record("s", 0.0))
+        await asyncio.to_thread(redis.stop)
+        for i in range(1, N + 1):
+            await journal.append(Record("m", float(i), "sensors/fibre/FO-01/events", b"%d" % i))
+        assert journal.degraded
+        assert len(journal.buffer) == N
+        await asyncio.to_thread(redis.start)
+
+        results = await asyncio.gather(*(journal.flush(force=True) for _ in range(3)))
+
+        assert results == [True, True, True]
+        assert not journal.buffer
+        got = [rec for _, rec in await journal.records("0-0")]
+        assert [r.t for r in got] == [float(i) for i in range(N + 1)]
+        assert [r.payload for r in got[1:]] == [b"%d" % i for i in range(1, N + 1)]
+        assert journal.last_id == (await redis_last_id(journal))
+    finally:
+        await journal.aclose()
+
+
+async def redis_last_id(journal: RedisJournal) -> str:
+    last: Any = await journal.client.xrevrange(STREAM, count=1)
+    rid = last[0][0]
+    return rid.decode() if isinstance(rid, bytes) else str(rid)
+
+
+async def test_alert_store_buffer_applied_once_by_concurrent_flushers(
+    fresh_redis_server: RedisServer,
+) -> None:
+    redis = fresh_redis_server
+    store = ResilientStore(RedisAlertStore.from_url(redis.url), retry_s=0.0)
+    try:
+        await asyncio.to_thread(redis.stop)
+        ops = [
+            PatrolWrite(
+                unit=f"RO-P{i:04d}",
+                t=float(i),
+                lat=45.5 + i * 1e-4,
+                lon=20.9,
+                team="RO",
+                available=True,
+            )
+            for i in range(N)
+        ]
+        for i in range(0, N, 100):
+            assert await store.apply(ops[i : i + 100]) == [True] * 100  # buffered
+        assert store.degraded
+        assert len(store.buffer) == N
+        await asyncio.to_thread(redis.start)
+
+        results = await asyncio.gather(
+            store.flush(force=True), store.flush(force=True), store.apply(ops[:1])
+        )
+
+        assert list(results[:2]) == [True, True]
+        assert not store.buffer
+        units = [p.unit for p in await store.patrols()]
+        assert units == sorted(op.unit for op in ops)
+    finally:
+        await store.aclose()
