@@ -14,8 +14,8 @@ from fusion.measurements import N_CLASSES, Cls, Kind
 # indices into the scalar vector ``g``
 G_GATE, G_CELL, G_ACROSS, G_SVR, G_M, G_N, G_TENT_MISS, G_CONF_MISS = range(8)
 G_TENT_TIMEOUT, G_EPS, G_GROUP_R, G_VTOL, G_MERGE_GATE, G_MAX_EXACT, G_GROUP_CONF = range(8, 15)
-G_MERGE_MAX_M = 15
-N_G = 16
+G_MERGE_MAX_M, G_CONF_SIGMA = 15, 16
+N_G = 17
 # columns of the per-kind table ``kpar`` (4, N_K)
 K_PD, K_LAM, K_SCAN_MISS, K_ABSORB, K_WEIGHT = range(5)
 N_K = 5
@@ -66,6 +66,11 @@ class TrackerConfig:
     confirm_n: int = 4  #: N of M-of-N (<= 32)
     tentative_max_misses: int = 2
     confirmed_max_misses: int = 5
+    #: a tentative track is confirmed only once its position is observable: the largest
+    #: 1-sigma of its position covariance is at most this (m). A camera's range is weak
+    #: (25 % sigma), so a camera-only track is known only along its bearing until a second
+    #: bearing, a range-capable sensor or a fibre event localises it. ``inf``: M-of-N only.
+    confirm_sigma_m: float = 75.0
     tentative_timeout_s: float = 20.0
     class_forget: float = 0.02  #: per-update forgetting of class_p towards the prior
     group_radius_m: float = 20.0  #: people tracks closer than this and co-moving become a group
@@ -86,6 +91,9 @@ class TrackerConfig:
         """Validate ranges and cross-field rules; raises ``ValueError``."""
         if not 1 <= self.confirm_m <= self.confirm_n <= 32:
             msg = "need 1 <= confirm_m <= confirm_n <= 32"
+            raise ValueError(msg)
+        if not self.confirm_sigma_m > 0:
+            msg = "confirm_sigma_m must be > 0"
             raise ValueError(msg)
         if self.gate <= 0 or self.merge_gate <= 0 or self.cell_min_m <= 0:
             msg = "gates and cell size must be > 0"
@@ -126,6 +134,7 @@ class TrackerConfig:
         g[G_MAX_EXACT] = self.max_exact
         g[G_GROUP_CONF] = self.group_evidence
         g[G_MERGE_MAX_M] = self.merge_max_m
+        g[G_CONF_SIGMA] = self.confirm_sigma_m
         kpar = np.zeros((len(Kind), N_K))
         for k in Kind:
             pd, lam, scan_miss, absorb, w = self.kinds[k.name.lower()]

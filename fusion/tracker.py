@@ -53,6 +53,7 @@ from fusion.config import (
     C_SV0,
     G_ACROSS,
     G_CELL,
+    G_CONF_SIGMA,
     G_EPS,
     G_GATE,
     G_GROUP_CONF,
@@ -85,7 +86,7 @@ from fusion.state import (
     TENTATIVE,
     TrackTable,
 )
-from fusion.updater import FIBRE, _kf_update, _model
+from fusion.updater import FIBRE, _kf_update, _model, _pos_var_max
 
 # association record actions
 ASSIGNED, STARTED, ABSORBED, INVALID, LATE = 0, 1, 2, 3, 4
@@ -163,6 +164,7 @@ def _run(
     s_vr = g[G_SVR]
     mask_n = (1 << int(g[G_N])) - 1
     m_conf = int(g[G_M])
+    conf_var = g[G_CONF_SIGMA] * g[G_CONF_SIGMA]  # confirm only an observable position
     n_greedy = 0
     for f in range(nf):
         s = fb[f]
@@ -273,7 +275,11 @@ def _run(
             if 0 <= sensor < 64 * sensors.shape[1]:
                 sensors[i, sensor >> 6] |= np.uint64(1) << np.uint64(sensor & 63)
             last_sensor[i] = sensor
-            if status[i] == TENTATIVE and _popcount(hist[i] & mask_n) >= m_conf:
+            if (
+                status[i] == TENTATIVE
+                and _popcount(hist[i] & mask_n) >= m_conf
+                and _pos_var_max(P[i]) <= conf_var
+            ):
                 status[i] = CONFIRMED
                 was_conf[i] = 1
             rec_tid[j] = tid[i]
@@ -359,7 +365,7 @@ def _run(
             if 0 <= sensor < 64 * sensors.shape[1]:
                 sensors[i, sensor >> 6] |= np.uint64(1) << np.uint64(sensor & 63)
             last_sensor[i] = sensor
-            if m_conf <= 1:
+            if m_conf <= 1 and _pos_var_max(P[i]) <= conf_var:
                 status[i] = CONFIRMED
                 was_conf[i] = 1
             else:

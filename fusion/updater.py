@@ -158,6 +158,15 @@ def _model(
 
 
 @inline_kernel
+def _pos_var_max(P: F8) -> float:
+    """Largest eigenvalue of the position block ``P[:2, :2]`` (m^2; NaN if P is NaN)."""
+    a = P[0, 0]
+    b = P[0, 1]
+    d = P[1, 1]
+    return 0.5 * (a + d) + math.sqrt(0.25 * (a - d) * (a - d) + b * b)
+
+
+@inline_kernel
 def _innov_cov(P: F8, nu: F8, H: F8, R: F8, k: int, S: F8, L: F8, w: F8) -> tuple[float, float]:
     """``S = H P H^T + R``, its Cholesky ``L``; return ``(d2, log|S|)``, ``d2 = inf`` if not PD."""
     for a in range(k):
