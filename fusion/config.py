@@ -14,11 +14,11 @@ from fusion.measurements import N_CLASSES, Cls, Kind
 # indices into the scalar vector ``g``
 G_GATE, G_CELL, G_ACROSS, G_SVR, G_M, G_N, G_TENT_MISS, G_CONF_MISS = range(8)
 G_TENT_TIMEOUT, G_EPS, G_GROUP_R, G_VTOL, G_MERGE_GATE, G_MAX_EXACT, G_GROUP_CONF = range(8, 15)
-G_MERGE_MAX_M, G_CONF_SIGMA = 15, 16
-N_G = 17
+G_MERGE_MAX_M, G_CONF_SIGMA, G_DROP_SIGMA = 15, 16, 17
+N_G = 18
 # columns of the per-kind table ``kpar`` (4, N_K)
-K_PD, K_LAM, K_SCAN_MISS, K_ABSORB, K_WEIGHT = range(5)
-N_K = 5
+K_PD, K_LAM, K_SCAN_MISS, K_ABSORB, K_WEIGHT, K_TIMEOUT = range(6)
+N_K = 6
 # columns of the per-class table ``cpar`` (6, N_C)
 C_Q, C_TIMEOUT, C_SV0 = range(3)
 N_C = 3
@@ -71,6 +71,14 @@ class TrackerConfig:
     #: (25 % sigma), so a camera-only track is known only along its bearing until a second
     #: bearing, a range-capable sensor or a fibre event localises it. ``inf``: M-of-N only.
     confirm_sigma_m: float = 75.0
+    #: a confirmed track whose position 1-sigma (at its last update) exceeds this is dropped
+    #: (reported lost): it is no longer localised (e.g. a camera-only track after its fibre
+    #: or radar left), and an estimate hundreds of metres off is a false and a missed object
+    drop_sigma_m: float = 250.0
+    #: per kind: a track updated only by these kinds ends after this long without an update
+    #: (s), however long its class would coast; a camera or radar that sees the object at
+    #: 1 Hz and misses it for that long has lost it. Kinds not named never cap the timeout.
+    kind_timeout_s: dict[str, float] = field(default_factory=lambda: {"thermal": 15.0, "msv": 15.0})
     tentative_timeout_s: float = 20.0
     class_forget: float = 0.02  #: per-update forgetting of class_p towards the prior
     group_radius_m: float = 20.0  #: people tracks closer than this and co-moving become a group
@@ -92,8 +100,14 @@ class TrackerConfig:
         if not 1 <= self.confirm_m <= self.confirm_n <= 32:
             msg = "need 1 <= confirm_m <= confirm_n <= 32"
             raise ValueError(msg)
-        if not self.confirm_sigma_m > 0:
-            msg = "confirm_sigma_m must be > 0"
+        if not (self.confirm_sigma_m > 0 and self.drop_sigma_m > 0):
+            msg = "confirm_sigma_m and drop_sigma_m must be > 0"
+            raise ValueError(msg)
+        names = {k.name.lower() for k in Kind}
+        if not set(self.kind_timeout_s) <= names or not all(
+            v > 0 for v in self.kind_timeout_s.values()
+        ):
+            msg = f"kind_timeout_s: kinds among {sorted(names)}, timeouts > 0"
             raise ValueError(msg)
         if self.gate <= 0 or self.merge_gate <= 0 or self.cell_min_m <= 0:
             msg = "gates and cell size must be > 0"
@@ -135,10 +149,12 @@ class TrackerConfig:
         g[G_GROUP_CONF] = self.group_evidence
         g[G_MERGE_MAX_M] = self.merge_max_m
         g[G_CONF_SIGMA] = self.confirm_sigma_m
+        g[G_DROP_SIGMA] = self.drop_sigma_m
         kpar = np.zeros((len(Kind), N_K))
         for k in Kind:
             pd, lam, scan_miss, absorb, w = self.kinds[k.name.lower()]
-            kpar[int(k)] = (pd, lam, float(scan_miss), float(absorb), w)
+            tmo = self.kind_timeout_s.get(k.name.lower(), math.inf)
+            kpar[int(k)] = (pd, lam, float(scan_miss), float(absorb), w, tmo)
         cpar = np.zeros((N_CLASSES, N_C))
         for c in Cls:
             cpar[int(c)] = self.classes[c.name.lower()]

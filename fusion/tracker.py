@@ -188,7 +188,9 @@ def _run(
             st = status[i]
             if st not in (TENTATIVE, CONFIRMED):
                 continue
-            if _is_expired(st, 0, tf - t_upd[i], class_p[i], g, cpar):
+            if _is_expired(
+                st, 0, tf - t_upd[i], class_p[i], g, cpar, kinds[i], _pos_var_max(P[i]), kpar
+            ):
                 status[i] = DEAD
                 ctr[C_NLIVE] -= 1
                 continue
@@ -293,7 +295,9 @@ def _run(
                 i = live[a]
                 miss[i] += 1
                 hist[i] = (hist[i] << 1) & 0xFFFFFFFF
-                if _is_expired(status[i], miss[i], 0.0, class_p[i], g, cpar):
+                if _is_expired(
+                    status[i], miss[i], 0.0, class_p[i], g, cpar, kinds[i], math.nan, kpar
+                ):
                     status[i] = DEAD
                     ctr[C_NLIVE] -= 1
         # 6. unassigned rows: absorb or start
@@ -449,7 +453,7 @@ def _finish(
     t_upd, t_birth, hits, merged_into)``.
     """
     hw = ctr[C_HW]
-    n_expired = _expire(status, miss, t_upd, class_p, g, cpar, now, hw, ctr)
+    n_expired = _expire(status, miss, t_upd, class_p, kinds, P, g, cpar, kpar, now, hw, ctr)
     n_merged = _merge(
         x,
         P,

@@ -232,24 +232,37 @@ def test_confusion_rows_are_distributions() -> None:
 
 def test_expired_matches_rule() -> None:
     cfg = TrackerConfig()
-    g, _, cpar, _ = cfg.pack()
+    g, kpar, cpar, _ = cfg.pack()
     rng = np.random.default_rng(4)
-    n = 300
+    n = 600
     st = rng.choice([0, TENTATIVE, CONFIRMED, 3], n).astype(np.uint8)
     miss = rng.integers(0, 8, n).astype(np.int32)
-    age = rng.choice([np.nan, 0.0, 5.0, 25.0, 45.0, 100.0, 400.0], n)
+    age = rng.choice([np.nan, 0.0, 5.0, 12.0, 18.0, 25.0, 45.0, 100.0, 400.0], n)
     cp = rng.dirichlet(np.ones(6), n)
-    got = expired(st, miss, age, cp, g, cpar)
+    kinds = rng.integers(0, 16, n).astype(np.uint8)
+    pvar = rng.choice([np.nan, 0.0, 100.0, 240.0**2, 260.0**2, 1e7], n)
+    got = expired(st, miss, age, cp, g, cpar, kinds, pvar, kpar)
     timeouts = {c: cfg.classes[c][1] for c in cfg.classes}
     names = list(cfg.classes)
+    kind_names = [k.name.lower() for k in Kind]
     for i in range(n):
+        present = [kind_names[k] for k in range(len(Kind)) if (int(kinds[i]) >> k) & 1]
+        tk = max((cfg.kind_timeout_s.get(k, np.inf) for k in present), default=np.inf)
         if st[i] == TENTATIVE:
-            exp = miss[i] >= cfg.tentative_max_misses or age[i] > cfg.tentative_timeout_s
+            exp = miss[i] >= cfg.tentative_max_misses or age[i] > min(cfg.tentative_timeout_s, tk)
         elif st[i] == CONFIRMED:
             exp = (
                 miss[i] >= cfg.confirmed_max_misses
-                or age[i] > timeouts[names[int(np.argmax(cp[i]))]]
+                or age[i] > min(timeouts[names[int(np.argmax(cp[i]))]], tk)
+                or pvar[i] > cfg.drop_sigma_m**2
             )
         else:
             exp = False
-        assert bool(got[i]) == bool(exp)
+        assert bool(got[i]) == bool(exp), (i, st[i], miss[i], age[i], kinds[i], pvar[i])
+    # without kinds / pvar the rule is the class rule alone
+    plain = expired(st, miss, age, cp, g, cpar)
+    for i in range(n):
+        if st[i] == CONFIRMED:
+            tc = timeouts[names[int(np.argmax(cp[i]))]]
+            exp = miss[i] >= cfg.confirmed_max_misses or age[i] > tc
+            assert bool(plain[i]) == bool(exp)
