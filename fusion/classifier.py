@@ -10,6 +10,10 @@ leaves the posterior unchanged; ``w = 1`` applies the confusion model fully. Bef
 the posterior forgets a little towards the prior (``p <- (1 - eps) p + eps prior``) so that a
 long run of one sensor's reports cannot lock it, then ``p_k <- p_k L_k / sum_j p_j L_j``.
 
+Cameras and radar cannot see digging: their row for a true ``digging`` is their ``person``
+row, so ``L_digging = L_person`` for every camera/radar report and only fibre evidence moves
+a track between person and digging (an ``unknown`` report used to favour digging 6:1).
+
 For fibre, the ``group`` column is not a unit's report (units never say "group") but the
 evidence of several simultaneous events inside one track's gate (a group walking); see
 :mod:`fusion.tracker`.
@@ -51,7 +55,9 @@ def default_confusion() -> F8:
         m[P, P] -= 0.05
         m[G, P] += 0.1
         m[G, G] -= 0.1
-        m[D] = [0.5, 0.1, 0.05, 0.05, 0.0, 0.3]
+        # a digger looks like a person to a camera or radar: the same row, so their reports
+        # never move a track between person and digging (only fibre tells digging)
+        m[D] = m[P]
         m[U] = [0.2, 0.1, 0.2, 0.2, 0.0, 0.3]
     C[int(Kind.POINT)] = np.full((N_CLASSES, N_CLASSES), 1.0 / N_CLASSES)
     return C

@@ -11,8 +11,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
 from fusion import Tracker, TrackerConfig, build
+from fusion.classifier import PRIOR, class_update
 from fusion.measurements import Cls, Kind, MeasArray
 from fusion.state import CONFIRMED, TENTATIVE
 
@@ -91,3 +93,90 @@ def test_confirm_sigma_inf_restores_plain_m_of_n() -> None:
         res = trk.step(t + 0.5, _cam(t, 0.0, -2000.0, 0.0, 0.0, rng, sensor=0, mid=k))
     assert res is not None
     assert res.snapshot.status.tolist() == [CONFIRMED]
+
+
+def _fibre_event(t: float, x: float, *, mid: int, sensor: int = 0) -> MeasArray:
+    """A walking event on a cable along the x axis (tangent (1, 0)) at ``(x, 0)``."""
+    return build.fibre(
+        [t], [x], [0.0], [1.0], [0.0], extent=8.0, cls=int(Cls.PERSON), conf=0.6, sensor=sensor,
+        mid0=mid,
+    )  # fmt: skip
+
+
+def _msv(t: float, tx: float, ty: float, rng: np.random.Generator, *, mid: int) -> MeasArray:
+    """A radar plot of an object at ``(tx, ty)`` from a radar at (0, -1500): 15 m, 1 deg."""
+    dx, dy = tx, ty + 1500.0
+    r = math.hypot(dx, dy) + rng.normal(0.0, 15.0)
+    az = math.atan2(dx, dy) + rng.normal(0.0, math.radians(1.0))
+    return build.polar(
+        Kind.MSV, [t], [0.0], [-1500.0], [az], r=[r], sr=15.0, saz=math.radians(1.0),
+        sensor=1, mid0=mid, cls=int(Cls.PERSON), conf=0.8,
+    )  # fmt: skip
+
+
+def _ended_at(trk: Tracker, rows: dict[int, MeasArray], n: int) -> int | None:
+    """Step index at which the (single) track is reported ended, stepping 1 Hz."""
+    for k in range(n):
+        res = trk.step(T0 + k + 0.5, rows.get(k))
+        if (res.snapshot.status == 3).any():
+            return k
+    return None
+
+
+def test_radar_only_track_ends_soon_after_its_radar_stops_seeing_it() -> None:
+    """A person seen by a 1 Hz radar for 10 s, then not: the track ends ~15 s later
+    (``kind_timeout_s``), not after the person class's 60 s of coasting."""
+    rng = np.random.default_rng(5)
+    rows = {k: _msv(T0 + k, 0.0, 1.5 * k, rng, mid=k) for k in range(10)}
+    k_end = _ended_at(Tracker(n_sensors=2), rows, 90)
+    assert k_end is not None
+    assert 9 + 15 <= k_end <= 9 + 17
+    # a fibre contribution lifts the cap: the class timeout (60 s) applies
+    rows2 = dict(rows)
+    rows2[9] = np.concatenate([rows[9], _fibre_event(T0 + 9.2, 0.0, mid=500)])
+    k_end2 = _ended_at(Tracker(n_sensors=2), rows2, 90)
+    assert k_end2 is not None
+    assert k_end2 >= 9 + 60
+
+
+def test_confirmed_track_that_loses_its_localisation_is_dropped() -> None:
+    """Radar localises a person for 10 s (confirmed); then only one camera's bearings arrive
+    (no range): the position along the ray is unknown again and grows past ``drop_sigma_m``;
+    the track ends instead of drifting as a confirmed estimate hundreds of metres wide."""
+    rng = np.random.default_rng(6)
+    rows: dict[int, MeasArray] = {k: _msv(T0 + k, 0.0, 1.5 * k, rng, mid=k) for k in range(10)}
+    for k in range(10, 120):
+        rows[k] = _cam(
+            T0 + k, -2000.0, 0.0, 0.0, 1.5 * k, rng, sensor=0, mid=1000 + k, with_range=False
+        )
+    trk = Tracker(n_sensors=2)
+    states = []
+    for k in range(120):
+        res = trk.step(T0 + k + 0.5, rows.get(k))
+        states.append((res.snapshot.status.tolist(), res.snapshot.pos_sigma.tolist()))
+    assert states[9][0] == [CONFIRMED]
+    ended = [k for k, (st, _) in enumerate(states) if 3 in st]
+    assert len(ended) == 1
+    k = ended[0]
+    assert 10 < k < 119
+    # it was confirmed all along until its sigma passed the limit
+    assert all(st == [CONFIRMED] for st, _ in states[9:k])
+    assert max(states[k][1]) > 250.0 or max(states[k - 1][1]) > 200.0
+
+
+def test_camera_and_radar_reports_never_make_a_track_digging() -> None:
+    """Far cameras often say ``unknown``; that must not read as digging (only fibre tells
+    digging): the digging/person odds do not move, whatever a camera or radar reports."""
+    d, p_ = int(Cls.DIGGING), int(Cls.PERSON)
+    for kind in (Kind.THERMAL, Kind.MSV):
+        for rep in (Cls.UNKNOWN, Cls.PERSON, Cls.GROUP, Cls.ANIMAL, Cls.VEHICLE):
+            p = PRIOR.copy()
+            for _ in range(50):
+                p = class_update(p, int(kind), int(rep), 0.9, eps=0.0)
+            assert int(np.argmax(p)) != d
+            assert p[d] / p[p_] == pytest.approx(PRIOR[d] / PRIOR[p_], rel=1e-9)
+    # fibre digging reports still make it digging
+    p = PRIOR.copy()
+    for _ in range(10):
+        p = class_update(p, int(Kind.FIBRE), d, 0.8)
+    assert int(np.argmax(p)) == d
