@@ -28,7 +28,8 @@ def predict(x: F8, P: F8, dt: float, q: float) -> tuple[F8, F8]:
 
 
 def fibre_R(tx: float, ty: float, extent: float, across: float) -> F8 | None:
-    """``sa^2 t t^T + sc^2 n n^T`` or None when the tangent is unusable."""
+    """``sa^2 t t^T + sc^2 n n^T``, ``sc^2 = across^2 + extent^2``; None when the tangent is
+    unusable."""
     nrm = math.hypot(tx, ty)
     if not (0.5 < nrm < 2.0):
         return None
@@ -36,7 +37,7 @@ def fibre_R(tx: float, ty: float, extent: float, across: float) -> F8 | None:
     n = np.array([-t[1], t[0]])
     ext = extent if math.isfinite(extent) else 10.0
     sa = max(5.0, ext / 2)
-    return sa**2 * np.outer(t, t) + across**2 * np.outer(n, n)
+    return sa**2 * np.outer(t, t) + (across**2 + ext**2) * np.outer(n, n)
 
 
 def model(row: Any, xp: F8, across: float = 10.0, s_vr: float = 0.5) -> tuple[F8, F8, F8] | None:

@@ -180,3 +180,43 @@ def test_camera_and_radar_reports_never_make_a_track_digging() -> None:
     for _ in range(10):
         p = class_update(p, int(Kind.FIBRE), d, 0.8)
     assert int(np.argmax(p)) == d
+
+
+def test_fibre_events_do_not_drag_a_road_vehicle_onto_the_cable() -> None:
+    """A vehicle drives along a road 38 m from the cable (the x axis) at 10 m/s; a radar
+    1.5 km away localises it (15 m in range, which is across the cable here) and the cable
+    feels it about every second (a vehicle is felt up to ~45 m away, extent ~25 m). A fibre
+    event has no cross-line information beyond "within reach of the cable", so the fused
+    track must stay on the road, not be pulled towards the line."""
+    rng = np.random.default_rng(7)
+    trk = Tracker(n_sensors=2)
+    err = []
+    for k in range(90):
+        t = T0 + k
+        x = -450.0 + 10.0 * k
+        dx, dy = x, 38.0 + 1500.0
+        az = math.atan2(dx, dy) + rng.normal(0.0, math.radians(1.0))
+        r = math.hypot(dx, dy) + rng.normal(0.0, 15.0)
+        rows = [
+            build.polar(
+                Kind.MSV, [t], [0.0], [-1500.0], [az], r=[r], sr=15.0, saz=math.radians(1.0),
+                sensor=1, mid0=2 * k, cls=int(Cls.VEHICLE), conf=0.8,
+            )
+        ]  # fmt: skip
+        if rng.random() < 0.8:
+            xf = x + 10.0 * rng.random() + rng.normal(0.0, 5.0)
+            rows.append(
+                build.fibre(
+                    [t + 0.5], [xf], [0.0], [1.0], [0.0], extent=25.0, cls=int(Cls.VEHICLE),
+                    conf=0.7, sensor=0, mid0=2 * k + 1,
+                )
+            )  # fmt: skip
+        res = trk.step(t + 0.9, np.concatenate(rows))
+        s = res.snapshot
+        live = np.flatnonzero(s.status == CONFIRMED)
+        if k >= 30 and len(live):
+            i = int(live[np.argmin(np.abs(s.x[live] - (x + 9.0)))])
+            err.append(s.y[i] - 38.0)
+    assert len(err) >= 50
+    assert abs(float(np.mean(err))) < 8.0, np.mean(err)  # no systematic pull to the line
+    assert float(np.min(s.y[s.status == CONFIRMED])) > 15.0  # never on the line
