@@ -1,4 +1,4 @@
-"""Track initiation from a single unassigned measurement.
+"""Track initiation from a single unassigned measurement, and the confirmation test.
 
 A new track starts at the measurement's Cartesian position with velocity 0:
 ``x = [mx, my, 0, 0]``, ``P = blockdiag(R_xy, s_v^2 I)`` where ``R_xy`` is the measurement's
@@ -13,8 +13,31 @@ import math
 
 import numpy as np
 
-from fusion._jit import F8, kernel
-from fusion.updater import FIBRE, _fibre_cov
+from fusion._jit import F8, U8, inline_kernel, kernel
+from fusion.config import G_CAM_MIN, G_CONF_SIGMA
+from fusion.measurements import Kind
+from fusion.updater import FIBRE, _fibre_cov, _pos_var_max
+
+THERMAL_ONLY = 1 << int(Kind.THERMAL)
+
+
+@inline_kernel
+def _confirmable(P: F8, kinds: int, sens: U8, g: F8) -> bool:
+    """The position is observable enough to confirm (see the module docstring); ``sens`` is
+    the track's sensor bitmask row (uint64 words)."""
+    if not (_pos_var_max(P) <= g[G_CONF_SIGMA] * g[G_CONF_SIGMA]):
+        return False
+    if kinds == THERMAL_ONLY:
+        need = int(g[G_CAM_MIN])
+        n = 0
+        one = np.uint64(1)
+        for w in range(sens.shape[0]):
+            v = sens[w]
+            while v != 0 and n < need:
+                v = v & (v - one)
+                n += 1
+        return n >= need
+    return True
 
 
 @kernel

@@ -53,7 +53,6 @@ from fusion.config import (
     C_SV0,
     G_ACROSS,
     G_CELL,
-    G_CONF_SIGMA,
     G_EPS,
     G_GATE,
     G_GROUP_CONF,
@@ -71,7 +70,7 @@ from fusion.config import (
 from fusion.deleter import _expire, _is_expired
 from fusion.gater import _gate_frame
 from fusion.identity import heir, reconcile
-from fusion.initiator import _init_state
+from fusion.initiator import _confirmable, _init_state
 from fusion.measurements import MEAS_DTYPE, N_CLASSES, Cls, Kind, MeasArray
 from fusion.merger import _merge
 from fusion.predictor import _predict_one
@@ -164,7 +163,6 @@ def _run(
     s_vr = g[G_SVR]
     mask_n = (1 << int(g[G_N])) - 1
     m_conf = int(g[G_M])
-    conf_var = g[G_CONF_SIGMA] * g[G_CONF_SIGMA]  # confirm only an observable position
     n_greedy = 0
     for f in range(nf):
         s = fb[f]
@@ -280,7 +278,7 @@ def _run(
             if (
                 status[i] == TENTATIVE
                 and _popcount(hist[i] & mask_n) >= m_conf
-                and _pos_var_max(P[i]) <= conf_var
+                and _confirmable(P[i], kinds[i], sensors[i], g)
             ):
                 status[i] = CONFIRMED
                 was_conf[i] = 1
@@ -369,7 +367,7 @@ def _run(
             if 0 <= sensor < 64 * sensors.shape[1]:
                 sensors[i, sensor >> 6] |= np.uint64(1) << np.uint64(sensor & 63)
             last_sensor[i] = sensor
-            if m_conf <= 1 and _pos_var_max(P[i]) <= conf_var:
+            if m_conf <= 1 and _confirmable(P[i], kinds[i], sensors[i], g):
                 status[i] = CONFIRMED
                 was_conf[i] = 1
             else:

@@ -85,9 +85,28 @@ def test_two_camera_bearings_localise_and_confirm() -> None:
     assert math.hypot(s.x[0], s.y[0]) < 60.0
 
 
+def test_single_camera_close_by_is_still_not_confirmed_alone() -> None:
+    """200 m from the camera the range sigma is 50 m, under ``confirm_sigma_m``; a single
+    camera's track is still not confirmed (``camera_alone_min_sensors = 2``), unless
+    configured so."""
+    for need, expect in ((2, TENTATIVE), (1, CONFIRMED)):
+        rng = np.random.default_rng(9)
+        trk = Tracker(TrackerConfig(camera_alone_min_sensors=need), n_sensors=1)
+        res = None
+        for k in range(8):
+            t = T0 + k
+            res = trk.step(t + 0.5, _cam(t, 0.0, -200.0, 0.0, 0.0, rng, sensor=0, mid=k))
+        assert res is not None
+        s = res.snapshot
+        main = int(np.argmax(s.hits))
+        assert s.pos_sigma[main] < 75.0
+        assert int(s.status[main]) == expect
+
+
 def test_confirm_sigma_inf_restores_plain_m_of_n() -> None:
     rng = np.random.default_rng(3)
-    trk = Tracker(TrackerConfig(confirm_sigma_m=math.inf), n_sensors=1)
+    cfg = TrackerConfig(confirm_sigma_m=math.inf, camera_alone_min_sensors=1, drop_sigma_m=math.inf)
+    trk = Tracker(cfg, n_sensors=1)
     res = None
     for k in range(4):
         t = T0 + k
@@ -142,7 +161,7 @@ def test_radar_only_track_ends_soon_after_its_radar_stops_seeing_it() -> None:
 
 def test_confirmed_track_that_loses_its_localisation_is_dropped() -> None:
     """Radar localises a person for 10 s (confirmed); then only one camera's bearings arrive
-    (no range): the position along the ray is unknown again and grows past ``drop_sigma_m``;
+    (no range): the position along the ray is unknown again and grows past ``drop_sigma_m`` (150 m);
     the track ends instead of drifting as a confirmed estimate hundreds of metres wide."""
     rng = np.random.default_rng(6)
     rows: dict[int, MeasArray] = {k: _msv(T0 + k, 0.0, 1.5 * k, rng, mid=k) for k in range(10)}
@@ -162,7 +181,8 @@ def test_confirmed_track_that_loses_its_localisation_is_dropped() -> None:
     assert 10 < k < 119
     # it was confirmed all along until its sigma passed the limit
     assert all(st == [CONFIRMED] for st, _ in states[9:k])
-    assert max(states[k][1]) > 250.0 or max(states[k - 1][1]) > 200.0
+    lim = TrackerConfig().drop_sigma_m
+    assert max(states[k][1]) > lim or max(states[k - 1][1]) > 0.8 * lim
 
 
 def test_camera_and_radar_reports_never_make_a_track_digging() -> None:
