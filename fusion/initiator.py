@@ -2,7 +2,8 @@
 
 A new track starts at the measurement's Cartesian position with velocity 0:
 ``x = [mx, my, 0, 0]``, ``P = blockdiag(R_xy, s_v^2 I)`` where ``R_xy`` is the measurement's
-Cartesian covariance (the elongated fibre covariance for fibre events, the drivers' converted
+Cartesian covariance (for fibre events ``sa^2 t t^T + (across^2 + b^2) n n^T``: anywhere in
+the band, see :mod:`fusion.updater`; for the others the drivers' converted
 covariance for polar events, ray-inflated for bearing-only ones) and
 ``s_v^2 = sum_k p_k s_v0[k]^2`` over the class posterior after this first report.
 """
@@ -16,7 +17,7 @@ import numpy as np
 from fusion._jit import F8, U8, inline_kernel, kernel
 from fusion.config import G_CAM_MIN, G_CONF_SIGMA
 from fusion.measurements import Kind
-from fusion.updater import FIBRE, _fibre_cov, _pos_var_max
+from fusion.updater import FIBRE, _fibre_frame, _pos_var_max
 
 THERMAL_ONLY = 1 << int(Kind.THERMAL)
 
@@ -61,11 +62,13 @@ def _init_state(
     rxy = cxy
     ryy = cyy
     if kind == FIBRE:
-        ok, fxx, fxy, fyy = _fibre_cov(tx, ty, extent, across)
+        ok, ux, uy, sa, b = _fibre_frame(tx, ty, extent)
         if ok:
-            rxx = fxx
-            rxy = fxy
-            ryy = fyy
+            sa2 = sa * sa
+            sc2 = across * across + b * b  # anywhere in the band, side unknown
+            rxx = sa2 * ux * ux + sc2 * uy * uy
+            rxy = (sa2 - sc2) * ux * uy
+            ryy = sa2 * uy * uy + sc2 * ux * ux
     if not (
         math.isfinite(mx)
         and math.isfinite(my)

@@ -27,17 +27,24 @@ def predict(x: F8, P: F8, dt: float, q: float) -> tuple[F8, F8]:
     return xo, F @ P @ F.T + Q
 
 
-def fibre_R(tx: float, ty: float, extent: float, across: float) -> F8 | None:
-    """``sa^2 t t^T + sc^2 n n^T``, ``sc^2 = across^2 + extent^2``; None when the tangent is
-    unusable."""
+def fibre_frame(tx: float, ty: float, extent: float) -> tuple[F8, F8, float, float] | None:
+    """``(t, n, sa, b)``: unit tangent and normal, along sigma, band half-width 1.5 extent."""
     nrm = math.hypot(tx, ty)
     if not (0.5 < nrm < 2.0):
         return None
     t = np.array([tx, ty]) / nrm
     n = np.array([-t[1], t[0]])
-    ext = extent if math.isfinite(extent) else 10.0
-    sa = max(5.0, ext / 2)
-    return sa**2 * np.outer(t, t) + (across**2 + ext**2) * np.outer(n, n)
+    ext = extent if math.isfinite(extent) and extent > 0 else 10.0
+    return t, n, max(5.0, ext / 2), 1.5 * ext
+
+
+def fibre_init_R(tx: float, ty: float, extent: float, across: float) -> F8 | None:
+    """Initial position covariance of a fibre track: ``sa^2 t t^T + (across^2 + b^2) n n^T``."""
+    f = fibre_frame(tx, ty, extent)
+    if f is None:
+        return None
+    t, n, sa, b = f
+    return sa**2 * np.outer(t, t) + (across**2 + b**2) * np.outer(n, n)
 
 
 def model(row: Any, xp: F8, across: float = 10.0, s_vr: float = 0.5) -> tuple[F8, F8, F8] | None:
@@ -53,8 +60,19 @@ def model(row: Any, xp: F8, across: float = 10.0, s_vr: float = 0.5) -> tuple[F8
 
     Rc = np.array([[row["cxx"], row["cxy"]], [row["cxy"], row["cyy"]]], dtype=np.float64)
     if kind == FIBRE:
-        Rf = fibre_R(float(row["tx"]), float(row["ty"]), float(row["extent"]), across)
-        return point(Rf if Rf is not None else Rc)
+        f = fibre_frame(float(row["tx"]), float(row["ty"]), float(row["extent"]))
+        if f is None:
+            return point(Rc)
+        t, n, sa, b = f
+        d = np.array([row["x"] - xp[0], row["y"] - xp[1]])
+        if not np.all(np.isfinite(d)):
+            return None
+        c = float(n @ d)
+        nu = np.array([float(t @ d), math.copysign(max(abs(c) - b, 0.0), c)])
+        H = np.zeros((2, 4))
+        H[0, :2] = t
+        H[1, :2] = n
+        return nu, H, np.diag([sa**2, across**2])
     if kind in (THERMAL, MSV):
         dx, dy = xp[0] - row["ox"], xp[1] - row["oy"]
         rho = math.hypot(dx, dy)

@@ -140,7 +140,10 @@ def test_fibre_covariance_is_elongated_along_tangent() -> None:
     _x, P, ok = init_state(m, 2.0)
     assert ok[0] == 1
     assert P[0, 0, 0] == pytest.approx(20.0**2)  # along = max(5, extent / 2)
-    assert P[0, 1, 1] == pytest.approx(10.0**2 + 40.0**2)  # across: ambiguity + reach
+    assert P[0, 1, 1] == pytest.approx(10.0**2 + 60.0**2)  # across: ambiguity + band
+    R = naive.fibre_init_R(1.0, 0.0, 40.0, 10.0)
+    assert R is not None
+    np.testing.assert_allclose(P[0, :2, :2], R)
     np.testing.assert_allclose(P[0, 2:, 2:], np.eye(2) * 4.0)
     bad = build.point([0.0], [np.nan], [0.0], [5.0])
     assert init_state(bad, 2.0)[2][0] == 0
