@@ -204,9 +204,9 @@ def _model(
 @inline_kernel
 def _pos_var_max(P: F8) -> float:
     """Largest eigenvalue of the position block ``P[:2, :2]`` (m^2; NaN if P is NaN)."""
-    a = P[0, 0]
-    b = P[0, 1]
-    d = P[1, 1]
+    a = float(P[0, 0])
+    b = float(P[0, 1])
+    d = float(P[1, 1])
     return 0.5 * (a + d) + math.sqrt(0.25 * (a - d) * (a - d) + b * b)
 
 
