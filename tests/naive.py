@@ -186,3 +186,15 @@ def gospa(truth: F8, est: F8, c: float = 100.0, p: float = 1.0) -> float:
                 )
                 best = min(best, loc + c**p / 2 * (n + m - 2 * k))
     return float(best ** (1 / p))
+
+
+def confirmable(P: F8, kinds: int, sens: Any, conf_sigma: float, cam_min: int) -> bool:
+    """Observability for confirmation: ``lambda_max(P_pos) <= conf_sigma^2`` and, for a
+    thermal-only track (``kinds == 1 << THERMAL``), at least ``cam_min`` sensor bits set."""
+    if not np.all(np.isfinite(P[:2, :2])):
+        return False
+    if not np.linalg.eigvalsh(P[:2, :2]).max() <= conf_sigma**2:
+        return False
+    if kinds == 1 << THERMAL:
+        return sum(bin(int(w)).count("1") for w in sens) >= cam_min
+    return True

@@ -269,3 +269,25 @@ def test_expired_matches_rule() -> None:
             tc = timeouts[names[int(np.argmax(cp[i]))]]
             exp = miss[i] >= cfg.confirmed_max_misses or age[i] > tc
             assert bool(plain[i]) == bool(exp)
+
+
+def test_confirmable_matches_twin() -> None:
+    from fusion.initiator import _confirmable
+
+    cfg = TrackerConfig()
+    g, _, _, _ = cfg.pack()
+    rng = np.random.default_rng(11)
+    n_conf = 0
+    for _ in range(400):
+        P = _random_P(rng, 1, float(rng.choice([5.0, 300.0, 1500.0, 5000.0])))[0]
+        if rng.random() < 0.05:
+            P[0, 0] = np.nan
+        kinds = int(rng.choice([1, 2, 3, 4, 6]))
+        sens = np.zeros(4, np.uint64)
+        for b in rng.choice(256, int(rng.integers(0, 4)), replace=False):
+            sens[b >> 6] |= np.uint64(1) << np.uint64(b & 63)
+        got = bool(_confirmable(P, kinds, sens, g))
+        exp = naive.confirmable(P, kinds, sens, cfg.confirm_sigma_m, cfg.camera_alone_min_sensors)
+        assert got == exp, (P[:2, :2], kinds, sens)
+        n_conf += got
+    assert 20 < n_conf < 380  # both outcomes exercised
