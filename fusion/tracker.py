@@ -908,18 +908,35 @@ class Tracker:
         self.counters.replayed_rows += len(log)
         out: list[np.ndarray] = []
         lo = -math.inf
+        mid: list[_Checkpoint] = []  # checkpoints taken during the replay (ids relabelled below)
+        last = ck.step_t
+        tl = log["t"]
         for s in steps:  # earlier steps: dead tracks stay DEAD so the final snapshot reports them
-            out.append(self._process(log[(log["t"] > lo) & (log["t"] <= s)]))
+            out.append(self._process(log[(tl > lo) & (tl <= s)]))
             self._end_step(s, emit=False)
             self._step_times.append(s)
             lo = s
-        out.append(self._process(log[log["t"] > lo]))
+            if s - last >= self.config.checkpoint_s:
+                # as on time: the step's ended tracks would have been reported and freed
+                c = _Checkpoint(
+                    s, self.frontier, self.table.compact_copy(free_dead=True), self._settled_t
+                )
+                mid.append(c)
+                last = s
+        out.append(self._process(log[tl > lo]))
         rec = np.concatenate(out)
-        self._reconcile(before, int(ck.table.ctr[C_NEXT_ID]), rec)
+        keys, vals, id_next = self._reconcile(before, int(ck.table.ctr[C_NEXT_ID]), rec)
+        for c in mid:  # the replayed timeline's checkpoints carry the reconciled ids
+            hw = int(c.table.ctr[C_HW])
+            if len(keys):
+                _relabel(c.table.tid[:hw], keys, vals)
+                _relabel(c.table.merged_into[:hw], keys, vals)
+            c.table.ctr[C_NEXT_ID] = id_next
+        self._ckpts.extend(mid)
         recs.append(rec)
         return len(log)
 
-    def _reconcile(self, before: TrackTable, n0: int, rec: np.ndarray) -> None:
+    def _reconcile(self, before: TrackTable, n0: int, rec: np.ndarray) -> tuple[I8, I8, int]:
         """Give the replayed tracks stable ids (:mod:`fusion.identity`); ``rec`` (the replay's
         records) and the log's ownership are relabelled in place.
 
@@ -933,6 +950,9 @@ class Tracker:
           table before the rewind, ``merged_into`` the track that took most of its rows), so
           a published track never goes silent;
         * a previously confirmed id stays confirmed.
+
+        Returns the id mapping ``(keys, vals)`` (sorted kernel ids -> final ids) and the
+        next free id.
         """
         tb = self.table
         hw_b = int(before.ctr[C_HW])
@@ -967,6 +987,7 @@ class Tracker:
             if dead:
                 drop.append(i)
         tb.ctr[C_NEXT_ID] = id_next
+        keys = vals = _NO_I8
         if mapping:
             keys = np.array(sorted(mapping), dtype=np.int64)
             vals = np.array([mapping[k] for k in keys.tolist()], dtype=np.int64)
@@ -1012,6 +1033,7 @@ class Tracker:
                     t2 = _lookup(mids.astype(np.int64), tids.astype(np.int64), m, t2)
                 own.append((m, _lookup(nm, nt, m, t2, presorted=True)))
             self._own = own
+        return keys, vals, id_next
 
 
 _NO_I8: I8 = np.empty(0, dtype=np.int64)
