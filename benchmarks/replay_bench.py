@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import time
 from collections.abc import Iterator, Sequence
@@ -33,11 +34,13 @@ from pathlib import Path
 from typing import Any
 
 
-class _Stop(Exception):
+class _StopError(Exception):
     """Raised from the step hook when the wall-time budget is spent."""
 
 
-def run(path: Path, *, max_wall_s: float | None, every_s: float, out_dir: Path | None) -> dict[str, Any]:
+def run(
+    path: Path, *, max_wall_s: float | None, every_s: float, out_dir: Path | None
+) -> dict[str, Any]:
     """Replay one file (see the module doc) and return its figures."""
     import geo
     from drivers import ReplayItem, ReplaySource
@@ -76,7 +79,7 @@ def run(path: Path, *, max_wall_s: float | None, every_s: float, out_dir: Path |
             sample(pipe, t)
             state["next"] += every_s * (1 + int((t - state["next"]) // every_s))
         if max_wall_s is not None and time.perf_counter() - w0 > max_wall_s:
-            raise _Stop
+            raise _StopError
 
     def items() -> Iterator[ReplayItem]:
         for it in ReplaySource(path).items():
@@ -99,7 +102,7 @@ def run(path: Path, *, max_wall_s: float | None, every_s: float, out_dir: Path |
 
         try:
             asyncio.run(run_items(make, items(), on_step=on_step))
-        except _Stop:
+        except _StopError:
             complete = False
     wall = time.perf_counter() - w0
     cpu = time.process_time() - c0
@@ -112,7 +115,7 @@ def run(path: Path, *, max_wall_s: float | None, every_s: float, out_dir: Path |
     scen = min(series[-1][0], pipe.core.tracker.frontier - state["t0"])
     c = pipe.core.counters
     cpm = []
-    for a, b in zip(series, series[1:], strict=False):
+    for a, b in itertools.pairwise(series):
         if scen >= b[0] > a[0]:
             cpm.append([round(b[0], 1), round(60.0 * (b[1] - a[1]) / (b[0] - a[0]), 2)])
     summ = summary(pipe)
@@ -128,6 +131,7 @@ def run(path: Path, *, max_wall_s: float | None, every_s: float, out_dir: Path |
         "replayed_rows": c.replayed_rows,
         "replay_ratio": round(c.replayed_rows / max(c.rows, 1), 3),
         "replays": pipe.core.tracker.counters.replays,
+        "oosm_rows": pipe.core.tracker.counters.oosm_rows,
         "late_dropped": c.late_dropped,
         "track_updates": c.track_updates,
         "alerts": summ["alerts"],

@@ -60,6 +60,7 @@ class CoreCounters:
     track_updates: int = 0
     late_dropped: int = 0
     replayed_rows: int = 0
+    oosm_rows: int = 0  # rows too late to rewind, applied out of sequence
 
 
 def alert_inputs(res: IngestResult) -> list[Input]:
@@ -186,6 +187,7 @@ class Core:
         c.track_updates += len(updates)
         c.late_dropped += res.late_dropped
         c.replayed_rows += res.replayed
+        c.oosm_rows += res.oosm
         return out
 
 
