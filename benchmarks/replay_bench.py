@@ -8,6 +8,7 @@ what ``limes replay`` does) on the default site and prints one JSON line per fil
 * ``wall_s``, ``cpu_s`` (process CPU time) and ``scenario_s`` (arrival-clock seconds replayed,
   up to the newest measurement processed);
   ``scenario_per_wall`` and ``scenario_per_cpu`` (x real time);
+* ``tracker_cpu_s``: CPU time inside ``Tracker.step`` (the rest is ingest, reports, alerts);
 * ``measurements`` (rows fed to the tracker) and ``replayed_rows`` (rows re-processed by the
   tracker's late-row rewinds) with their ratio ``replay_ratio``;
 * ``series``: per ``--every-s`` of scenario time ``[scenario_s, cpu_s, replayed_rows,
@@ -87,6 +88,7 @@ def run(
             yield it
 
     complete = True
+    tracker_cpu = [0.0]  # CPU time inside Tracker.step
     with contextlib.ExitStack() as stack:
         f_tr = f_al = None
         if out_dir is not None:
@@ -98,6 +100,16 @@ def run(
         async def make(t: float) -> Pipeline:
             p = Pipeline(site, sink, started=t)
             state["pipe"] = p
+            step = p.core.tracker.step
+
+            def timed(t: float, meas: Any = None) -> Any:
+                c = time.process_time()
+                try:
+                    return step(t, meas)
+                finally:
+                    tracker_cpu[0] += time.process_time() - c
+
+            p.core.tracker.step = timed  # type: ignore[method-assign]
             return p
 
         try:
@@ -127,6 +139,8 @@ def run(
         "scenario_s": round(scen, 1),
         "scenario_per_wall": round(scen / wall, 2) if wall > 0 else None,
         "scenario_per_cpu": round(scen / cpu, 2) if cpu > 0 else None,
+        "tracker_cpu_s": round(tracker_cpu[0], 2),
+        "tracker_cpu_share": round(tracker_cpu[0] / cpu, 3) if cpu > 0 else None,
         "measurements": c.rows,
         "replayed_rows": c.replayed_rows,
         "replay_ratio": round(c.replayed_rows / max(c.rows, 1), 3),

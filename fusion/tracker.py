@@ -954,24 +954,30 @@ class Tracker:
         self._settled_t = ck.settled
         steps = [s for s in self._step_times if s > ck.step_t]
         self._step_times = [s for s in self._step_times if s <= ck.step_t]
-        log = np.concatenate(self._log)
+        # only chunks holding rows newer than the checkpoint (O(replayed), not O(horizon))
+        sel = [i for i, tmax in enumerate(self._log_tmax) if tmax > ck.frontier]
+        log = np.concatenate([self._log[i] for i in sel]) if sel else _NO_MEAS
         log = log[log["t"] > ck.frontier]
+        # canonical (t, sensor, mid) order: each step's window is one slice
+        log = log[np.lexsort((log["mid"], log["sensor"], log["t"]))]
         self.counters.replays += 1
         self.counters.replayed_rows += len(log)
         out: list[np.ndarray] = []
-        lo = -math.inf
         mid: list[_Checkpoint] = []  # checkpoints taken during the replay (ids relabelled below)
         last = ck.step_t
         tl = log["t"]
+        cut = np.searchsorted(tl, np.asarray(steps, dtype=np.float64), side="right").tolist()
         oosm = {s: m for s, m in self._oosm_log if s > ck.step_t}
         oo_recs: list[np.ndarray] = []
-        for s in steps:  # earlier steps: dead tracks stay DEAD so the final snapshot reports them
-            out.append(self._process(log[(tl > lo) & (tl <= s)]))
+        a = 0
+        for s, b in zip(steps, cut, strict=True):
+            # earlier steps: dead tracks stay DEAD so the final snapshot reports them
+            out.append(self._process(log[a:b]))
+            a = b
             if s in oosm:  # the OOSM rows applied in that step, again
                 oo_recs.append(self._process(oosm[s], oosm=True))
             self._end_step(s, emit=False)
             self._step_times.append(s)
-            lo = s
             if s - last >= self.config.checkpoint_s:
                 # as on time: the step's ended tracks would have been reported and freed
                 c = _Checkpoint(
@@ -979,9 +985,9 @@ class Tracker:
                 )
                 mid.append(c)
                 last = s
-        out.append(self._process(log[tl > lo]))
+        out.append(self._process(log[a:]))
         rec = np.concatenate(out)
-        keys, vals, id_next = self._reconcile(before, int(ck.table.ctr[C_NEXT_ID]), rec)
+        keys, vals, id_next = self._reconcile(before, int(ck.table.ctr[C_NEXT_ID]), rec, sel)
         for c in mid:  # the replayed timeline's checkpoints carry the reconciled ids
             hw = int(c.table.ctr[C_HW])
             if len(keys):
@@ -996,9 +1002,12 @@ class Tracker:
             recs.append(r)
         return len(log)
 
-    def _reconcile(self, before: TrackTable, n0: int, rec: np.ndarray) -> tuple[I8, I8, int]:
+    def _reconcile(
+        self, before: TrackTable, n0: int, rec: np.ndarray, sel: list[int]
+    ) -> tuple[I8, I8, int]:
         """Give the replayed tracks stable ids (:mod:`fusion.identity`); ``rec`` (the replay's
-        records) and the log's ownership are relabelled in place.
+        records) and the log's ownership are relabelled in place. ``sel``: the log chunks that
+        hold replayed rows (only their ownership can change, and only they vote).
 
         * a replayed track (kernel id ``>= n0``) takes the previous live id it shares most
           rows with, else a fresh id (ids are never reused); one that ended during the replay
@@ -1020,9 +1029,9 @@ class Tracker:
         live_b = np.flatnonzero((st_b == TENTATIVE) | (st_b == CONFIRMED))
         ids_b = before.tid[live_b]
         id_next = int(before.ctr[C_NEXT_ID])
-        if self._own:
-            old_mid = np.concatenate([o[0] for o in self._own])
-            old_tid = np.concatenate([o[1] for o in self._own])
+        if sel:
+            old_mid = np.concatenate([self._own[i][0] for i in sel])
+            old_tid = np.concatenate([self._own[i][1] for i in sel])
         else:
             old_mid = old_tid = _NO_I8
         new_mid = rec["mid"].astype(np.int64)
@@ -1084,15 +1093,14 @@ class Tracker:
         if len(new_mid):
             o = np.argsort(new_mid, kind="stable")
             nm, nt = new_mid[o], new_tid[o]
-            own: list[tuple[I8, I8]] = []
-            for chunk, (mids, tids) in zip(self._log, self._own, strict=True):
-                m = chunk["mid"].astype(np.int64)
+            for i in sel:  # other chunks hold no replayed row: their owners stay
+                mids, tids = self._own[i]
+                m = self._log[i]["mid"].astype(np.int64)
                 t2 = np.full(len(m), -1, dtype=np.int64)
                 if len(tids) == len(m):
                     # previous owners by mid (chunk order and record order may differ)
                     t2 = _lookup(mids.astype(np.int64), tids.astype(np.int64), m, t2)
-                own.append((m, _lookup(nm, nt, m, t2, presorted=True)))
-            self._own = own
+                self._own[i] = (m, _lookup(nm, nt, m, t2, presorted=True))
         return keys, vals, id_next
 
 
