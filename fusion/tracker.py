@@ -691,6 +691,9 @@ class Tracker:
         self._own: list[tuple[I8, I8]] = []  # (mid, track id) of each chunk's rows, current
         self._ended: list[tuple[float, I8]] = []  # (step t, ids reported DEAD then)
         self._oosm_log: list[tuple[float, MeasArray]] = []  # (step t, rows OOSM-applied then)
+        # ids that a replay started and ended (never published) -> when; they can be live in
+        # the replay's checkpoints until those are pruned
+        self._unpublished: dict[int, float] = {}
         # the empty table before the first step is a checkpoint too (late rows at start-up)
         self._ckpts: list[_Checkpoint] = [
             _Checkpoint(-math.inf, -math.inf, self.table.compact_copy())
@@ -934,6 +937,8 @@ class Tracker:
         while k < len(self._oosm_log) and self._oosm_log[k][0] <= first.step_t:
             k += 1
         del self._oosm_log[:k]
+        if self._unpublished and len(self._unpublished) > 64:
+            self._unpublished = {i: w for i, w in self._unpublished.items() if w > first.step_t}
 
     def _rewind(self, t_late: float, recs: list[np.ndarray]) -> int:
         """Restore the newest checkpoint taken before ``t_late`` (its step time and its
@@ -987,7 +992,11 @@ class Tracker:
                 last = s
         out.append(self._process(log[a:]))
         rec = np.concatenate(out)
-        keys, vals, id_next = self._reconcile(before, int(ck.table.ctr[C_NEXT_ID]), rec, sel)
+        hw0 = int(ck.table.ctr[C_HW])
+        restored = ck.table.tid[:hw0][ck.table.status[:hw0] != FREE]
+        keys, vals, id_next = self._reconcile(
+            before, int(ck.table.ctr[C_NEXT_ID]), rec, sel, restored
+        )
         for c in mid:  # the replayed timeline's checkpoints carry the reconciled ids
             hw = int(c.table.ctr[C_HW])
             if len(keys):
@@ -1003,7 +1012,7 @@ class Tracker:
         return len(log)
 
     def _reconcile(
-        self, before: TrackTable, n0: int, rec: np.ndarray, sel: list[int]
+        self, before: TrackTable, n0: int, rec: np.ndarray, sel: list[int], restored: I8
     ) -> tuple[I8, I8, int]:
         """Give the replayed tracks stable ids (:mod:`fusion.identity`); ``rec`` (the replay's
         records) and the log's ownership are relabelled in place. ``sel``: the log chunks that
@@ -1036,7 +1045,7 @@ class Tracker:
             old_mid = old_tid = _NO_I8
         new_mid = rec["mid"].astype(np.int64)
         new_tid = rec["track_id"].astype(np.int64)
-        match = reconcile(old_mid, old_tid, new_mid, new_tid, n0, ids_b)
+        match = reconcile(old_mid, old_tid, new_mid, new_tid, n0, ids_b, restored)
         ended = set(np.concatenate([e[1] for e in self._ended]).tolist()) if self._ended else set()
         hw = int(tb.ctr[C_HW])
         slots = np.flatnonzero(tb.status[:hw] != FREE)
@@ -1050,11 +1059,19 @@ class Tracker:
                 mapping[a] = match[a]
                 continue
             if a < n0 and a not in ended:
+                if a in self._unpublished:  # restored from a replay's checkpoint
+                    if dead:
+                        drop.append(i)  # ended again, still never published: silently
+                    else:
+                        del self._unpublished[a]  # live now: published at this step
                 continue
             mapping[a] = id_next
-            id_next += 1
             if dead:
                 drop.append(i)
+                # never published, but live in this replay's checkpoints: a later rewind
+                # that restores it and ends it again must not report it either
+                self._unpublished[id_next] = self.frontier
+            id_next += 1
         tb.ctr[C_NEXT_ID] = id_next
         keys = vals = _NO_I8
         if mapping:

@@ -430,3 +430,49 @@ def test_late_row_after_a_quiet_spell_equals_in_order_arrival() -> None:
     assert int(s2.hits[0]) == len(times)
     np.testing.assert_allclose(s1.x, s2.x, atol=1e-6)
     np.testing.assert_allclose(s1.cov, s2.cov, atol=1e-6)
+
+
+def test_rewind_into_a_replays_checkpoint_keeps_ids_and_reports_nothing_unpublished() -> None:
+    """P lives 10-13 s and times out (4 s); Q goes on. Q's 8 s row arrives at 20.9 s: the
+    replay re-creates P (its id already ended, so P runs under an id nobody sees and ends
+    silently) and takes checkpoints as it goes. Q's 14 s row arrives at 22.9 s and rewinds
+    into one of those checkpoints, where P is live under that unpublished id: when P ends
+    again it must not be reported (no ``lost`` for an id never published), every id is
+    reported ended at most once, and Q keeps one id. S starts at 16 s, after that
+    checkpoint: the second replay re-creates it and must give it back its published id
+    (which is lower than the checkpoint's id counter, as the first replay reconciled it)."""
+    p_rows = _obj_rows(0.0, 0, [10.0, 11.0, 12.0, 13.0], 0)
+    s_times = [16.0 + k for k in range(14)]
+    q_times = [float(k) for k in range(30)]
+    q_rows = _obj_rows(5000.0, 1, q_times, 1000)
+    arrivals: dict[int, list[MeasArray]] = {}
+    for t, r in zip([10, 11, 12, 13], p_rows, strict=True):
+        arrivals.setdefault(t, []).append(r)
+    for t, r in zip(q_times, q_rows, strict=True):
+        at = {8.0: 20, 14.0: 22}.get(t, int(t))
+        arrivals.setdefault(at, []).append(r)
+    for t, r in zip(s_times, _obj_rows(-5000.0, 2, s_times, 2000), strict=True):
+        arrivals.setdefault(int(t), []).append(r)
+    trk = Tracker(_quiet_config(timeout_s=4.0))
+    got = _run_steps(trk, arrivals, 30)
+    assert got[20].replayed > 0
+    assert got[22].replayed > 0
+    assert trk.counters.replays == 2
+    seen_live: set[int] = set()
+    ended: set[int] = set()
+    for k, res in enumerate(got):
+        s = res.snapshot
+        for i, st in zip(s.track_id.tolist(), s.status.tolist(), strict=True):
+            assert i not in ended, (k, i, "row after its end")
+            if st == DEAD:
+                assert i in seen_live, (k, i, "ended but never published")
+                ended.add(i)
+            else:
+                seen_live.add(i)
+    q_ids = {i for r in got for i, _ in _ids_near(r, 5000.0)}
+    assert len(q_ids) == 1
+    s_ids = {i for r in got for i, _ in _ids_near(r, -5000.0)}
+    assert len(s_ids) == 1
+    p_ids = {i for r in got for i, _ in _ids_near(r, 0.0)}
+    assert len(p_ids) == 1
+    assert p_ids <= ended
