@@ -446,13 +446,13 @@ def test_rewind_into_a_replays_checkpoint_keeps_ids_and_reports_nothing_unpublis
     q_times = [float(k) for k in range(30)]
     q_rows = _obj_rows(5000.0, 1, q_times, 1000)
     arrivals: dict[int, list[MeasArray]] = {}
-    for t, r in zip([10, 11, 12, 13], p_rows, strict=True):
-        arrivals.setdefault(t, []).append(r)
-    for t, r in zip(q_times, q_rows, strict=True):
-        at = {8.0: 20, 14.0: 22}.get(t, int(t))
+    for k, r in zip([10, 11, 12, 13], p_rows, strict=True):
+        arrivals.setdefault(k, []).append(r)
+    for tq, r in zip(q_times, q_rows, strict=True):
+        at = {8.0: 20, 14.0: 22}.get(tq, int(tq))
         arrivals.setdefault(at, []).append(r)
-    for t, r in zip(s_times, _obj_rows(-5000.0, 2, s_times, 2000), strict=True):
-        arrivals.setdefault(int(t), []).append(r)
+    for ts, r in zip(s_times, _obj_rows(-5000.0, 2, s_times, 2000), strict=True):
+        arrivals.setdefault(int(ts), []).append(r)
     trk = Tracker(_quiet_config(timeout_s=4.0))
     got = _run_steps(trk, arrivals, 30)
     assert got[20].replayed > 0
