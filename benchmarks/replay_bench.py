@@ -145,7 +145,7 @@ def run(
         "replayed_rows": c.replayed_rows,
         "replay_ratio": round(c.replayed_rows / max(c.rows, 1), 3),
         "replays": pipe.core.tracker.counters.replays,
-        "oosm_rows": pipe.core.tracker.counters.oosm_rows,
+        "oosm_rows": getattr(pipe.core.tracker.counters, "oosm_rows", 0),  # 0: older trees
         "late_dropped": c.late_dropped,
         "track_updates": c.track_updates,
         "alerts": summ["alerts"],
