@@ -13,8 +13,10 @@ and per step (:meth:`Core.step`, every ``step_s`` of ``now``)::
     pending --Tracker.step(now)--> Snapshot --Reporter--> track updates (contract dicts)
                                                        -> alert inputs (TrackUpdate, Tick)
 
-The tracker's own rewind-and-replay handles rows older than what it already processed,
-so the core steps at ``now`` without a re-ordering delay (lowest latency).
+Steps run the tracker at ``now - hold_s`` (a 1 s re-ordering hold, see :class:`Core`). Rows
+later than the hold are the tracker's business: up to ``oosm_after_s`` (30 s) behind it
+rewinds and replays exactly; later ones get an out-of-sequence update (counted in
+``CoreCounters.oosm_rows``); beyond its horizon they are counted as ``late_dropped``.
 """
 
 from __future__ import annotations
