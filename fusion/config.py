@@ -93,6 +93,9 @@ class TrackerConfig:
     group_evidence: float = 0.3  #: confidence of "several fibre events at once" as group
     horizon_s: float = 300.0  #: late measurements up to this old are replayed exactly (0: off)
     checkpoint_s: float = 1.0  #: minimum step-time spacing of rewind checkpoints
+    #: rows later than this (behind what was processed) get an OOSM update instead of a
+    #: rewind-and-replay (``inf``: always rewind within the horizon)
+    oosm_after_s: float = 30.0
     kinds: dict[str, tuple[float, float, bool, bool, float]] = field(default_factory=_kind_defaults)
     classes: dict[str, tuple[float, float, float]] = field(default_factory=_class_defaults)
     sensor_pd: dict[int, float] = field(default_factory=dict)
@@ -119,8 +122,8 @@ class TrackerConfig:
         if self.gate <= 0 or self.merge_gate <= 0 or self.cell_min_m <= 0:
             msg = "gates and cell size must be > 0"
             raise ValueError(msg)
-        if self.horizon_s < 0 or self.checkpoint_s < 0:
-            msg = "horizon_s and checkpoint_s must be >= 0"
+        if self.horizon_s < 0 or self.checkpoint_s < 0 or not self.oosm_after_s >= 0:
+            msg = "horizon_s, checkpoint_s and oosm_after_s must be >= 0"
             raise ValueError(msg)
         if set(self.kinds) != {k.name.lower() for k in Kind}:
             msg = f"kinds must name exactly {[k.name.lower() for k in Kind]}"

@@ -10,14 +10,16 @@ Ids are therefore reconciled by measurement ownership. With ``O(m)`` the id that
 ``m`` in the previous timeline and ``N(m)`` its owner after the replay, every replayed track
 ``a`` (kernel id ``>= n0``) votes for every previous id ``b`` it shares rows with::
 
-    votes(a, b) = |{m : N(m) = a, O(m) = b}|,   a >= n0,  b >= n0,  b live before the rewind
+    votes(a, b) = |{m : N(m) = a, O(m) = b}|,  a >= n0,  b not restored,  b live before
 
 and pairs are matched greedily by ``votes`` (descending; ties by smaller ``a`` then ``b``),
 each ``a`` and each ``b`` at most once, which is deterministic. Ids below ``n0`` belong to
 tracks restored from the checkpoint and are kept. A matched ``a`` takes ``b``; an unmatched
-one a fresh id. A previous id that is matched by no replayed track has *vanished* (its rows
-went elsewhere) and must still be reported ended; :func:`heir` names the track that took most
-of its rows.
+one a fresh id. (``b`` not restored is ``b >= n0`` when the checkpoint was taken at a live
+step; a checkpoint taken during an earlier replay holds reconciled ids, which can be lower
+than ids it does not hold, so the restored ids are passed explicitly.) A previous id that
+is matched by no replayed track has *vanished* (its rows went elsewhere) and must still be
+reported ended; :func:`heir` names the track that took most of its rows.
 """
 
 from __future__ import annotations
@@ -39,15 +41,23 @@ def _pairs(old_mid: I8, old_tid: I8, new_mid: I8, new_tid: I8) -> tuple[I8, I8]:
 
 
 def reconcile(
-    old_mid: I8, old_tid: I8, new_mid: I8, new_tid: I8, n0: int, old_live: I8
+    old_mid: I8,
+    old_tid: I8,
+    new_mid: I8,
+    new_tid: I8,
+    n0: int,
+    old_live: I8,
+    restored: I8 | None = None,
 ) -> dict[int, int]:
     """Map replayed kernel ids ``a >= n0`` to previous ids ``b`` (see the module docstring).
 
     ``old_mid``/``old_tid``: row -> owner before the rewind; ``new_mid``/``new_tid``: after the
-    replay (owner ``< 0``: none); ``old_live``: ids live before the rewind. Returns ``{a: b}``.
+    replay (owner ``< 0``: none); ``old_live``: ids live before the rewind; ``restored``: ids
+    of the tracks restored from the checkpoint (None: those below ``n0``). Returns ``{a: b}``.
     """
     a, b = _pairs(old_mid, old_tid, new_mid, new_tid)
-    keep = (a >= n0) & (b >= n0) & np.isin(b, old_live)
+    fresh = (b >= n0) if restored is None else ~np.isin(b, restored)
+    keep = (a >= n0) & fresh & np.isin(b, old_live)
     a = a[keep]
     b = b[keep]
     if len(a) == 0:

@@ -126,15 +126,27 @@ class TrackTable:
             setattr(out, name, getattr(self, name).copy())
         return out
 
-    def compact_copy(self) -> TrackTable:
+    def compact_copy(self, *, free_dead: bool = False) -> TrackTable:
         """Copy holding only slots below the high-water mark (all slots above are FREE);
-        :meth:`expanded` restores the full capacity. Checkpoints stay O(live tracks)."""
+        :meth:`expanded` restores the full capacity. Checkpoints stay O(live tracks).
+
+        ``free_dead``: DEAD slots become FREE in the copy (pushed on its free stack in slot
+        order, as the end of an emitting step does after reporting them)."""
         hw = int(self.ctr[C_HW])
         out = TrackTable.__new__(TrackTable)
         for name in _ROW_COLUMNS:
             setattr(out, name, getattr(self, name)[:hw].copy())
         out.ctr = self.ctr.copy()
         out.free = self.free.copy()
+        if free_dead:
+            dead = np.flatnonzero(out.status == DEAD)
+            if len(dead):
+                out.status[dead] = FREE
+                out.tid[dead] = -1
+                out.merged_into[dead] = -1
+                nf = int(out.ctr[C_NFREE])
+                out.free[nf : nf + len(dead)] = dead
+                out.ctr[C_NFREE] = nf + len(dead)
         return out
 
     def expanded(self) -> TrackTable:

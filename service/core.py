@@ -13,8 +13,10 @@ and per step (:meth:`Core.step`, every ``step_s`` of ``now``)::
     pending --Tracker.step(now)--> Snapshot --Reporter--> track updates (contract dicts)
                                                        -> alert inputs (TrackUpdate, Tick)
 
-The tracker's own rewind-and-replay handles rows older than what it already processed,
-so the core steps at ``now`` without a re-ordering delay (lowest latency).
+Steps run the tracker at ``now - hold_s`` (a 1 s re-ordering hold, see :class:`Core`). Rows
+later than the hold are the tracker's business: up to ``oosm_after_s`` (30 s) behind it
+rewinds and replays exactly; later ones get an out-of-sequence update (counted in
+``CoreCounters.oosm_rows``); beyond its horizon they are counted as ``late_dropped``.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class CoreCounters:
     track_updates: int = 0
     late_dropped: int = 0
     replayed_rows: int = 0
+    oosm_rows: int = 0  # rows too late to rewind, applied out of sequence
 
 
 def alert_inputs(res: IngestResult) -> list[Input]:
@@ -186,6 +189,7 @@ class Core:
         c.track_updates += len(updates)
         c.late_dropped += res.late_dropped
         c.replayed_rows += res.replayed
+        c.oosm_rows += res.oosm
         return out
 
 

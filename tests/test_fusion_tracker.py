@@ -100,6 +100,84 @@ def test_late_measurement_equals_in_order_arrival() -> None:
     assert int(r3.snapshot.hits[0]) == int(s1.hits[0]) - 1 == int(s2.hits[0]) - 1
 
 
+def _two_sensor_run(trk: Tracker, n: int, hold: dict[int, int]) -> list[StepResult]:
+    """Steps ``k = 0..n-1`` at ``T0 + k + 0.9`` with both sensors' rows; sensor 1's row of
+    step ``k`` in ``hold`` arrives at step ``hold[k]`` instead."""
+    out = []
+    waiting: dict[int, list[MeasArray]] = {}
+    for k in range(n):
+        a, b = _two_sensor_rows(k)
+        rows = [a]
+        if k in hold:
+            waiting.setdefault(hold[k], []).append(b)
+        else:
+            rows.append(b)
+        rows += waiting.pop(k, [])
+        out.append(trk.step(T0 + k + 0.9, np.concatenate(rows)))
+    return out
+
+
+def test_row_later_than_oosm_after_s_gets_an_oosm_update() -> None:
+    """A row 40 s late (> ``oosm_after_s`` = 30 s) goes to its track as evidence, without a
+    rewind: the same track, one more hit, and the estimate of in-order arrival (where the
+    40-s-old row no longer moves the estimate measurably, 4e-6 m)."""
+    ref = _two_sensor_run(Tracker(), 60, {})
+    got = _two_sensor_run(Tracker(), 60, {10: 50})
+    assert got[50].oosm == 1
+    assert got[50].replayed == 0
+    rec = got[50].records
+    late_rec = rec[rec["mid"] == 21]
+    assert late_rec["action"].tolist() == [ASSIGNED]
+    assert np.isfinite(late_rec["d2"][0])
+    s1, s2 = ref[50].snapshot, got[50].snapshot
+    assert s2.track_id.tolist() == [int(late_rec["track_id"][0])]
+    assert int(s2.hits[0]) == int(s1.hits[0])
+    assert s2.status.tolist() == s1.status.tolist() == [CONFIRMED]
+    np.testing.assert_allclose(s2.x, s1.x, atol=1e-3)
+    np.testing.assert_allclose(s2.y, s1.y, atol=1e-3)
+    np.testing.assert_allclose(s2.cov, s1.cov, rtol=1e-3, atol=1e-6)
+
+
+def test_oosm_row_updates_a_track_not_updated_since() -> None:
+    """A track whose last update is older than the late row gets the ordinary update at the
+    row's time (what in-order arrival would have done), not evidence only."""
+    times = [float(k) for k in range(6)] + [8.0]
+    rows = _obj_rows(0.0, 0, times, 0)
+    other = _obj_rows(3000.0, 1, [float(k) for k in range(60)], 100)
+    on_time: dict[int, list[MeasArray]] = {}
+    late: dict[int, list[MeasArray]] = {}
+    for k, r in enumerate(other):
+        on_time.setdefault(k, []).append(r)
+        late.setdefault(k, []).append(r)
+    for t, r in zip(times, rows, strict=True):
+        on_time.setdefault(int(t), []).append(r)
+        late.setdefault(45 if t == 8.0 else int(t), []).append(r)
+    ref = _run_steps(Tracker(_quiet_config()), on_time, 46)
+    got = _run_steps(Tracker(_quiet_config()), late, 46)
+    assert got[45].oosm == 1
+    assert got[45].replayed == 0
+    s1, s2 = ref[-1].snapshot, got[-1].snapshot
+    o1, o2 = np.argsort(s1.x), np.argsort(s2.x)
+    np.testing.assert_array_equal(s1.hits[o1], s2.hits[o2])
+    np.testing.assert_allclose(s1.x[o1], s2.x[o2], atol=1e-6)
+    np.testing.assert_allclose(s1.cov[o1], s2.cov[o2], atol=1e-6)
+
+
+def test_rewind_applies_earlier_oosm_rows_again() -> None:
+    """An OOSM row applied at step 50, then a row 4 s late at step 52 rewinds past step 50:
+    the replay applies the OOSM row again in step 50, so the result equals the run where
+    only the OOSM row was late."""
+    ref = _two_sensor_run(Tracker(), 60, {10: 50})
+    got = _two_sensor_run(Tracker(), 60, {10: 50, 48: 52})
+    assert got[52].replayed > 0
+    assert got[52].oosm == 0
+    s1, s2 = ref[-1].snapshot, got[-1].snapshot
+    np.testing.assert_array_equal(s1.track_id, s2.track_id)
+    np.testing.assert_array_equal(s1.hits, s2.hits)
+    np.testing.assert_allclose(s1.x, s2.x, atol=1e-6)
+    np.testing.assert_allclose(s1.cov, s2.cov, atol=1e-6)
+
+
 def test_measurement_beyond_horizon_is_counted_not_applied() -> None:
     trk = Tracker(TrackerConfig(horizon_s=5.0))
     for k in range(20):
@@ -352,3 +430,49 @@ def test_late_row_after_a_quiet_spell_equals_in_order_arrival() -> None:
     assert int(s2.hits[0]) == len(times)
     np.testing.assert_allclose(s1.x, s2.x, atol=1e-6)
     np.testing.assert_allclose(s1.cov, s2.cov, atol=1e-6)
+
+
+def test_rewind_into_a_replays_checkpoint_keeps_ids_and_reports_nothing_unpublished() -> None:
+    """P lives 10-13 s and times out (4 s); Q goes on. Q's 8 s row arrives at 20.9 s: the
+    replay re-creates P (its id already ended, so P runs under an id nobody sees and ends
+    silently) and takes checkpoints as it goes. Q's 14 s row arrives at 22.9 s and rewinds
+    into one of those checkpoints, where P is live under that unpublished id: when P ends
+    again it must not be reported (no ``lost`` for an id never published), every id is
+    reported ended at most once, and Q keeps one id. S starts at 16 s, after that
+    checkpoint: the second replay re-creates it and must give it back its published id
+    (which is lower than the checkpoint's id counter, as the first replay reconciled it)."""
+    p_rows = _obj_rows(0.0, 0, [10.0, 11.0, 12.0, 13.0], 0)
+    s_times = [16.0 + k for k in range(14)]
+    q_times = [float(k) for k in range(30)]
+    q_rows = _obj_rows(5000.0, 1, q_times, 1000)
+    arrivals: dict[int, list[MeasArray]] = {}
+    for k, r in zip([10, 11, 12, 13], p_rows, strict=True):
+        arrivals.setdefault(k, []).append(r)
+    for tq, r in zip(q_times, q_rows, strict=True):
+        at = {8.0: 20, 14.0: 22}.get(tq, int(tq))
+        arrivals.setdefault(at, []).append(r)
+    for ts, r in zip(s_times, _obj_rows(-5000.0, 2, s_times, 2000), strict=True):
+        arrivals.setdefault(int(ts), []).append(r)
+    trk = Tracker(_quiet_config(timeout_s=4.0))
+    got = _run_steps(trk, arrivals, 30)
+    assert got[20].replayed > 0
+    assert got[22].replayed > 0
+    assert trk.counters.replays == 2
+    seen_live: set[int] = set()
+    ended: set[int] = set()
+    for k, res in enumerate(got):
+        s = res.snapshot
+        for i, st in zip(s.track_id.tolist(), s.status.tolist(), strict=True):
+            assert i not in ended, (k, i, "row after its end")
+            if st == DEAD:
+                assert i in seen_live, (k, i, "ended but never published")
+                ended.add(i)
+            else:
+                seen_live.add(i)
+    q_ids = {i for r in got for i, _ in _ids_near(r, 5000.0)}
+    assert len(q_ids) == 1
+    s_ids = {i for r in got for i, _ in _ids_near(r, -5000.0)}
+    assert len(s_ids) == 1
+    p_ids = {i for r in got for i, _ in _ids_near(r, 0.0)}
+    assert len(p_ids) == 1
+    assert p_ids <= ended
