@@ -13,6 +13,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import os
 import signal
 import time
 from collections.abc import Callable
@@ -271,8 +272,14 @@ async def run_live(
                 stepper = tg.create_task(
                     _step_loop(durable, sink, stop, clock, settings), name="service.step"
                 )
+                tracing = None
+                if os.environ.get("LIMES_TRACEMALLOC_S"):
+                    every = float(os.environ["LIMES_TRACEMALLOC_S"])
+                    tracing = tg.create_task(_trace_memory(every), name="service.tracemalloc")
                 await stop.wait()
                 stepper.cancel()
+                if tracing is not None:
+                    tracing.cancel()
     finally:
         await consoles.aclose()
         with contextlib.suppress(Exception):
@@ -339,6 +346,28 @@ async def _self_check(durable: Durable, sink: MqttSink) -> None:
         await durable.set_fault("outbound", "MQTT outbound queue overflowed (oldest dropped)")
     elif not sink.pending:
         await durable.set_fault("outbound", None)
+
+
+async def _trace_memory(every_s: float, top: int = 15) -> None:
+    """Diagnostics (``LIMES_TRACEMALLOC_S=60``): every ``every_s`` log the allocation
+    sites whose live Python memory grew most since the first sample, and the totals.
+    Slows the service (tracemalloc records every allocation): soak investigations only."""
+    import tracemalloc
+
+    tracemalloc.start(1)
+    await asyncio.sleep(every_s)
+    first = tracemalloc.take_snapshot()
+    while True:
+        await asyncio.sleep(every_s)
+        snap = tracemalloc.take_snapshot()
+        stats = snap.compare_to(first, "lineno")
+        total = sum(st.size for st in snap.statistics("filename"))
+        log.warning("tracemalloc: %.1f MiB traced; growth since first sample:", total / 2**20)
+        for st in stats[:top]:
+            log.warning(
+                "tracemalloc: %+8.1f KiB %+8d blocks  %s", st.size_diff / 1024, st.count_diff,
+                st.traceback,
+            )  # fmt: skip
 
 
 def _signal_event() -> asyncio.Event:
