@@ -139,6 +139,7 @@ class _Intake:
         self.high = max(2, high)
         self.low = self.high // 2
         self.pauses = 0
+        self._closed = False
         self._saved: tuple[int, Any, tuple[Any, ...]] | None = None
         self._publishing = 0
         paho = client._client
@@ -179,8 +180,13 @@ class _Intake:
             if not self._publishing and self.waiting >= self.high:
                 self._pause()
 
+    def close(self) -> None:
+        """Read again for good (the session ends: its disconnect must be read)."""
+        self._closed = True
+        self._resume()
+
     def _pause(self) -> None:
-        if self._saved is not None:
+        if self._saved is not None or self._closed:
             return
         sock = self.client._client.socket()
         loop = asyncio.get_running_loop()
@@ -252,6 +258,8 @@ class MqttSource:
     ) -> None:
         assert self._tg is not None
         client = self._client
+        if self._intake is not None:
+            self._intake.close()  # the goodbye's PUBACK and the disconnect must be read
         if client is not None and self._connected.is_set() and exc_type is None:
             with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
                 await client.publish(AVAILABLE_TOPIC, b"offline", qos=1, retain=True, timeout=2.0)
@@ -317,12 +325,15 @@ class MqttSource:
                     log.info("MQTT %s: connected again after %d failures", s.endpoint, failures)
                 else:
                     log.info("MQTT %s: connected as %s", s.endpoint, s.client_id)
-                async for message in client.messages:
-                    payload = message.payload
-                    data = bytes(payload) if isinstance(payload, bytes | bytearray) else b""
-                    await self._handler(message.topic.value, data)
-                    _ack(client, message)
-                    intake.after_handled()
+                try:
+                    async for message in client.messages:
+                        payload = message.payload
+                        data = bytes(payload) if isinstance(payload, bytes | bytearray) else b""
+                        await self._handler(message.topic.value, data)
+                        _ack(client, message)
+                        intake.after_handled()
+                finally:
+                    intake.close()
         finally:
             self._connected.clear()
             self._client = None
