@@ -21,7 +21,9 @@ more on *every* PUBACK), and aiomqtt queues every one in memory. :class:`_Intake
 reading the socket while ``max_waiting`` messages wait and reads again when half of them
 are handled; the rest of the backlog waits in the broker (TCP flow control), not in this
 process. Reading resumes for the duration of an outbound publish (its PUBACK must be
-read) and the window is checked again after it.
+read) and the window is checked again after it; the bound starts only once the session
+is set up (a resumed session's backlog arrives right after the CONNACK, before the
+SUBACK the set-up waits for) and ends with the session.
 
 Presence: ``limes/v1/service/available`` is published retained ``online`` on every
 connection, is the last will (``offline``, retained, QoS 1), and is set ``offline`` on a
@@ -139,6 +141,7 @@ class _Intake:
         self.high = max(2, high)
         self.low = self.high // 2
         self.pauses = 0
+        self._active = False  # not before the session's set-up (its SUBACK) is read
         self._closed = False
         self._saved: tuple[int, Any, tuple[Any, ...]] | None = None
         self._publishing = 0
@@ -180,13 +183,19 @@ class _Intake:
             if not self._publishing and self.waiting >= self.high:
                 self._pause()
 
+    def start(self) -> None:
+        """The session is set up (CONNACK, presence PUBACK, SUBACK read): bound from here."""
+        self._active = True
+        if self.waiting >= self.high and not self._publishing:
+            self._pause()
+
     def close(self) -> None:
         """Read again for good (the session ends: its disconnect must be read)."""
         self._closed = True
         self._resume()
 
     def _pause(self) -> None:
-        if self._saved is not None or self._closed:
+        if self._saved is not None or self._closed or not self._active:
             return
         sock = self.client._client.socket()
         loop = asyncio.get_running_loop()
@@ -319,6 +328,7 @@ class MqttSource:
                 await client.subscribe([(topic, 1) for topic in s.subscriptions])
                 self._client = client
                 self._intake = intake
+                intake.start()
                 self.connections += 1
                 self._connected.set()
                 if recovering:
