@@ -5,6 +5,12 @@
 — the same engine decision, store write, audit entry and publishes as an ack arriving on
 ``limes/v1/alerts/{id}/ack``.
 
+Durability: in ``limes run`` every console action is a :class:`ConsoleAction` journaled
+*before* it is applied (``service.journal.Durable.console``, record kind ``c``), exactly
+as an MQTT ack is journaled before its PUBACK: the console answers only after the record
+is in Redis and applied, and a restart replays it (:func:`apply_action`) into the same
+engine state. Without a journal (embedded demo) :func:`apply_action` runs directly.
+
 A joint-patrol request (CCP) on operator demand has no ``OperatorAction`` yet; until the
 alerts package grows one, :func:`request_joint_patrol` builds it here from the engine's
 record (same :class:`alerts.CcpRequest` payload and topic as the automatic requests), with
@@ -31,6 +37,38 @@ ACTIONS: tuple[Action, ...] = ("ack", "escalate", "resolve", "assign")
 MAX_NOTE = 500
 
 _enc = msgspec.json.Encoder()
+
+
+class ConsoleAction(msgspec.Struct, kw_only=True, frozen=True):
+    """One operator action from the console, as journaled (JSON) and replayed.
+
+    ``action`` is one of :data:`ACTIONS` or ``ccp``; ``velocity`` (grid m/s) only for
+    ``ccp`` (the heading of the request).
+    """
+
+    action: Literal["ack", "escalate", "resolve", "assign", "ccp"]
+    alert_id: str
+    who: str
+    t: float
+    note: str = ""
+    unit: str | None = None
+    velocity: tuple[float, float] | None = None
+
+
+ACTION_CODEC = msgspec.json.Decoder(ConsoleAction)
+
+
+async def apply_action(pipe: Pipeline, act: ConsoleAction) -> Outcome:
+    """Apply one console action to the pipeline (live and journal replay alike)."""
+    if act.action == "ccp":
+        return await request_joint_patrol(
+            pipe, alert_id=act.alert_id, who=act.who, t=act.t, note=act.note,
+            velocity=act.velocity,
+        )  # fmt: skip
+    return await perform(
+        pipe, alert_id=act.alert_id, action=act.action, who=act.who, t=act.t, note=act.note,
+        unit=act.unit,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,8 +152,13 @@ async def request_joint_patrol(
         why = f"joint patrol requested ({req.request_id}): {note}"
         idx = eng._transition(rec, rec.state, t, who, why, "ccp", d, publish=False)
         d.publishes.append(Publish(CCP_TOPIC, _enc.encode(req), 1, idx))
+        msgs = [(p.topic, p.payload, p.qos) for p in d.publishes]
+        outbox = service.outbox  # staged before the write, as the service's own decisions
+        ids = await outbox.stage(msgs) if outbox is not None else []
         applied = await pipe.store.apply(d.ops)
         if applied[idx]:
             for p in d.publishes:
                 await pipe.sink.publish(p.topic, p.payload, p.qos)
+        elif outbox is not None:
+            await outbox.unstage(msgs, ids)
     return Outcome(True, state=rec.state, detail={"request_id": req.request_id})

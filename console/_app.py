@@ -30,7 +30,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, cast
 from urllib.parse import urlsplit
 
 import msgspec
@@ -46,7 +46,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from console._actions import ACTIONS, MAX_NOTE, perform, request_joint_patrol
+from console._actions import ACTIONS, MAX_NOTE, ConsoleAction, apply_action
 from console._auth import Session, SessionStore, load_users
 from console._errors import ConsoleError, UsersFileError
 from console._geometry import site_layers
@@ -250,17 +250,23 @@ def create_app(
         if pipe is None:
             return _json_error(503, "the service has not started its pipeline yet")
         t = hub.now()
+        vel = None
         if action == "ccp":
             view = hub.alerts.get(aid) or {}
             track = hub.tracks.get(str(view.get("track_id")))
             vel = (float(track["vx"]), float(track["vy"])) if track else None
-            out = await request_joint_patrol(
-                pipe, alert_id=aid, who=s.user, t=t, note=note or "requested", velocity=vel
-            )
-        else:
-            out = await perform(
-                pipe, alert_id=aid, action=action, who=s.user, t=t, note=note, unit=unit
-            )
+            note = note or "requested"
+        act = ConsoleAction(
+            action=cast("Any", action),
+            alert_id=aid,
+            who=s.user,
+            t=t,
+            note=note,
+            unit=unit,
+            velocity=vel,
+        )
+        # journaled first, then applied (limes run); applied directly without a journal
+        out = await hub.act(act) if hub.act is not None else await apply_action(pipe, act)
         log.info("console: %s %s %s: %s", s.user, action, aid, out.reason or "ok")
         if not out.ok:
             return JSONResponse({"error": out.reason, "state": out.state}, status_code=409)

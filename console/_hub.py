@@ -22,7 +22,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -30,6 +30,7 @@ import msgspec
 from console._geometry import line_lonlat
 
 if TYPE_CHECKING:
+    from console._actions import ConsoleAction, Outcome
     from service.runtime import Pipeline, Sink
 
 log = logging.getLogger("limes.console")
@@ -116,6 +117,9 @@ class ConsoleHub:
         self.keep_resolved = keep_resolved
         self.track_stale_s = track_stale_s
         self.pipeline: Pipeline | None = None
+        #: how operator actions are applied: ``limes run`` sets the journaled path
+        #: (``service.journal.Durable.console``); None: directly on :attr:`pipeline`
+        self.act: Callable[[ConsoleAction], Awaitable[Outcome]] | None = None
         self.tracks: dict[str, dict[str, Any]] = {}
         self.alerts: dict[str, dict[str, Any]] = {}
         self.health: list[dict[str, Any]] = []

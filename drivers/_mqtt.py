@@ -15,6 +15,16 @@ TLS: :class:`MqttSettings` ``tls`` / ``ca_file`` (and optionally a client certif
 give aiomqtt a :class:`aiomqtt.TLSParameters`; the broker's certificate and host name are
 verified (``deploy/mosquitto/limes.conf`` is the production broker side).
 
+Bounded intake (backpressure): a broker may send QoS 1 messages faster than the handler
+takes them, far beyond its in-flight window (Mosquitto 2.0.11 sends a whole window of 20
+more on *every* PUBACK), and aiomqtt queues every one in memory. :class:`_Intake` stops
+reading the socket while ``max_waiting`` messages wait and reads again when half of them
+are handled; the rest of the backlog waits in the broker (TCP flow control), not in this
+process. Reading resumes for the duration of an outbound publish (its PUBACK must be
+read) and the window is checked again after it; the bound starts only once the session
+is set up (a resumed session's backlog arrives right after the CONNACK, before the
+SUBACK the set-up waits for) and ends with the session.
+
 Presence: ``limes/v1/service/available`` is published retained ``online`` on every
 connection, is the last will (``offline``, retained, QoS 1), and is set ``offline`` on a
 clean shutdown. The reconnect loop is ours (as aiomqtt recommends): jittered, capped
@@ -29,10 +39,10 @@ import logging
 import random
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import aiomqtt
 
@@ -74,6 +84,8 @@ class MqttSettings:
     cert_file: str | None = None
     key_file: str | None = None
     tls_insecure: bool = False
+    #: received messages waiting for the handler above which the socket is not read
+    max_waiting: int = 500
 
     @property
     def endpoint(self) -> str:
@@ -114,6 +126,105 @@ def _ack(client: aiomqtt.Client, message: aiomqtt.Message) -> None:
         client._client.ack(message.mid, message.qos)
 
 
+class _Intake:
+    """Bounded intake of one connection (see the module doc): at most about
+    ``high`` received messages wait in aiomqtt's queue (plus what one socket read and
+    one outbound publish's round trip bring in).
+
+    Pausing removes the event loop's reader of the socket (the selector event loop's
+    handle is kept and re-added on resume); on an event loop without a selector
+    (uvloop) it does nothing.
+    """
+
+    def __init__(self, client: aiomqtt.Client, high: int) -> None:
+        self.client = client
+        self.high = max(2, high)
+        self.low = self.high // 2
+        self.pauses = 0
+        self._active = False  # not before the session's set-up (its SUBACK) is read
+        self._closed = False
+        self._saved: tuple[int, Any, tuple[Any, ...]] | None = None
+        self._publishing = 0
+        paho = client._client
+        inner = paho.on_message
+
+        def on_message(c: Any, userdata: Any, message: Any) -> None:
+            if inner is not None:
+                inner(c, userdata, message)
+            if self.waiting >= self.high and not self._publishing:
+                self._pause()
+
+        paho.on_message = on_message
+
+    @property
+    def waiting(self) -> int:
+        """Messages received and not yet taken by the handler."""
+        return self.client._queue.qsize()
+
+    @property
+    def paused(self) -> bool:
+        """Whether the socket is not being read now."""
+        return self._saved is not None
+
+    def after_handled(self) -> None:
+        """Resume reading once the queue is down to ``low``."""
+        if self._saved is not None and self.waiting <= self.low:
+            self._resume()
+
+    @contextlib.contextmanager
+    def publishing(self) -> Iterator[None]:
+        """Read during an outbound publish (its PUBACK), then re-check the window."""
+        self._publishing += 1
+        self._resume()
+        try:
+            yield
+        finally:
+            self._publishing -= 1
+            if not self._publishing and self.waiting >= self.high:
+                self._pause()
+
+    def start(self) -> None:
+        """The session is set up (CONNACK, presence PUBACK, SUBACK read): bound from here."""
+        self._active = True
+        if self.waiting >= self.high and not self._publishing:
+            self._pause()
+
+    def close(self) -> None:
+        """Read again for good (the session ends: its disconnect must be read)."""
+        self._closed = True
+        self._resume()
+
+    def _pause(self) -> None:
+        if self._saved is not None or self._closed or not self._active:
+            return
+        sock = self.client._client.socket()
+        loop = asyncio.get_running_loop()
+        selector = getattr(loop, "_selector", None)
+        if sock is None or selector is None:
+            return
+        fd = sock.fileno()
+        try:
+            handle = selector.get_key(fd).data[0]
+        except (KeyError, ValueError):
+            return
+        if handle is None or handle._callback is None:
+            return
+        saved = (fd, handle._callback, tuple(handle._args or ()))
+        loop.remove_reader(fd)  # cancels the handle: its callback is kept above
+        self._saved = saved
+        self.pauses += 1
+
+    def _resume(self) -> None:
+        saved, self._saved = self._saved, None
+        if saved is None:
+            return
+        fd, callback, args = saved
+        sock = self.client._client.socket()
+        if sock is None or sock.fileno() != fd:  # the connection is gone meanwhile
+            return
+        asyncio.get_running_loop().add_reader(fd, callback, *args)
+
+
 _MQTT_ERRORS: dict[type[BaseException], type[DriverConnectError]] = {
     aiomqtt.MqttError: DriverConnectError
 }
@@ -138,6 +249,8 @@ class MqttSource:
         self._task: asyncio.Task[None] | None = None
         self._rng = random.Random()  # noqa: S311  (jitter, not crypto)
         self.connections = 0  # successful connections so far
+        self.intake_pauses = 0  # times the socket was not read (backpressure), all sessions
+        self._intake: _Intake | None = None
         self.publisher = Publisher(self)
 
     async def __aenter__(self) -> Self:
@@ -154,6 +267,8 @@ class MqttSource:
     ) -> None:
         assert self._tg is not None
         client = self._client
+        if self._intake is not None:
+            self._intake.close()  # the goodbye's PUBACK and the disconnect must be read
         if client is not None and self._connected.is_set() and exc_type is None:
             with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
                 await client.publish(AVAILABLE_TOPIC, b"offline", qos=1, retain=True, timeout=2.0)
@@ -206,25 +321,34 @@ class MqttSource:
             tls_insecure=s.tls_insecure if s.uses_tls else None,
         )
         _enable_manual_ack(client)
+        intake = _Intake(client, s.max_waiting)
         try:
             async with client:
                 await client.publish(AVAILABLE_TOPIC, b"online", qos=1, retain=True)
                 await client.subscribe([(topic, 1) for topic in s.subscriptions])
                 self._client = client
+                self._intake = intake
+                intake.start()
                 self.connections += 1
                 self._connected.set()
                 if recovering:
                     log.info("MQTT %s: connected again after %d failures", s.endpoint, failures)
                 else:
                     log.info("MQTT %s: connected as %s", s.endpoint, s.client_id)
-                async for message in client.messages:
-                    payload = message.payload
-                    data = bytes(payload) if isinstance(payload, bytes | bytearray) else b""
-                    await self._handler(message.topic.value, data)
-                    _ack(client, message)
+                try:
+                    async for message in client.messages:
+                        payload = message.payload
+                        data = bytes(payload) if isinstance(payload, bytes | bytearray) else b""
+                        await self._handler(message.topic.value, data)
+                        _ack(client, message)
+                        intake.after_handled()
+                finally:
+                    intake.close()
         finally:
             self._connected.clear()
             self._client = None
+            self._intake = None
+            self.intake_pauses += intake.pauses
 
 
 class Publisher:
@@ -245,7 +369,11 @@ class Publisher:
         endpoint = self._source.settings.endpoint
         if client is None:
             raise DriverConnectError(endpoint, "not connected")
-        with map_exceptions(_MQTT_ERRORS, endpoint=endpoint):
+        intake = self._source._intake
+        with (
+            intake.publishing() if intake is not None else contextlib.nullcontext(),
+            map_exceptions(_MQTT_ERRORS, endpoint=endpoint),
+        ):
             await client.publish(topic, payload, qos=qos, retain=retain)
 
     async def dead_letter(self, dl: DeadLetter) -> None:

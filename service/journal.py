@@ -54,6 +54,7 @@ from redis.exceptions import RedisError
 
 from alerts import AlertStore, HealthEvent, StoreError
 from alerts.model import AlertRecord, PatrolPosition, StoreOp
+from console._actions import ACTION_CODEC, ConsoleAction, Outcome, apply_action
 from service import snapshot
 
 if TYPE_CHECKING:
@@ -74,7 +75,8 @@ _READ_CHUNK = 2000
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """One journal record: ``kind`` ``m`` (message), ``s`` (step) or ``e`` (health)."""
+    """One journal record: ``kind`` ``m`` (message), ``s`` (step), ``e`` (health) or
+    ``c`` (a console operator action, ``payload`` its :class:`ConsoleAction` JSON)."""
 
     kind: str
     t: float
@@ -88,6 +90,8 @@ class Record:
         out: dict[str, bytes | str] = {"k": self.kind, "t": repr(self.t)}
         if self.kind == "m":
             out["topic"] = self.topic
+            out["p"] = self.payload
+        elif self.kind == "c":
             out["p"] = self.payload
         elif self.kind == "e":
             out["state"] = self.state
@@ -432,6 +436,23 @@ class Durable:
         async with self.lock:
             await self._do(Record("m", now, topic, payload))
 
+    async def console(self, act: ConsoleAction) -> Outcome:
+        """An operator action from the web console: journal, then apply (as an MQTT ack,
+        whose message is journaled before its PUBACK); the console answers after this."""
+        async with self.lock:
+            rec = Record("c", act.t, payload=msgspec.json.encode(act))
+            if self.journal is not None:
+                await self.journal.append(rec)
+            return await self._console(rec)
+
+    async def _console(self, rec: Record) -> Outcome:
+        try:
+            act = ACTION_CODEC.decode(rec.payload)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:  # never written so
+            log.error("journal: bad console record skipped (%s)", exc)
+            return Outcome(False, reason=f"bad console record: {exc}")
+        return await apply_action(self.pipe, act)
+
     async def step(self, now: float) -> None:
         """A tracker step at ``now``: journal, then apply."""
         async with self.lock:
@@ -468,6 +489,9 @@ class Durable:
     async def apply(self, rec: Record) -> None:
         """Apply one record to the pipeline (the same for live and replay)."""
         pipe = self.pipe
+        if rec.kind == "c":  # console time is not the input clock: ``now`` stays
+            await self._console(rec)
+            return
         self.now = max(self.now, rec.t)
         if rec.kind == "s":
             await pipe.step(rec.t)

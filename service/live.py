@@ -13,6 +13,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import os
 import signal
 import time
 from collections.abc import Callable
@@ -34,6 +35,7 @@ from service.journal import (
     recover,
     take_snapshot,
 )
+from service.outbox import Outbox, message_key
 from service.runtime import Pipeline
 
 log = logging.getLogger("limes.service")
@@ -44,24 +46,49 @@ class MqttSink:
 
     Invariant: QoS 1 messages leave in the order they were published, and at most
     ``max_pending`` wait; an overflow drops the oldest and counts it (``dropped_qos1``).
+    With an ``outbox`` (:class:`service.outbox.Outbox`), each QoS 1 message the broker
+    acknowledged (or the overflow dropped) is removed from it; :meth:`restore` queues the
+    outbox's messages on start, and the journal replay's publishes of the same messages
+    are then dropped once each (``restored_skipped``) so that each leaves once.
     """
 
-    def __init__(self, max_pending: int = 10_000) -> None:
+    def __init__(self, max_pending: int = 10_000, outbox: Outbox | None = None) -> None:
         self.publisher: Publisher | None = None
         self.pending: collections.deque[tuple[str, bytes, int]] = collections.deque()
         self.max_pending = max_pending
+        self.outbox = outbox
+        self.restored: collections.Counter[bytes] = collections.Counter()
+        self.restored_skipped = 0
         self.dropped_qos0 = 0
         self.dropped_qos1 = 0
         self.sent = 0
         self._flushing = False
 
+    def restore(self, msgs: list[tuple[str, bytes, int]]) -> None:
+        """Queue the outbox's messages (on start, before the journal replay)."""
+        for topic, payload, qos in msgs:
+            self.pending.append((topic, payload, qos))
+            self.restored[message_key(topic, payload)] += 1
+
+    def end_recovery(self) -> None:
+        """The replay is over: live publishes are never taken for restored ones."""
+        self.restored.clear()
+
     async def publish(self, topic: str, payload: bytes, qos: int) -> None:
         """Send now if possible; otherwise drop (QoS 0) or queue (QoS 1)."""
         if qos >= 1:
+            if self.restored:
+                key = message_key(topic, payload)
+                if self.restored[key] > 0:  # queued from the outbox already
+                    self.restored[key] -= 1
+                    self.restored_skipped += 1
+                    return
             self.pending.append((topic, payload, qos))
             if len(self.pending) > self.max_pending:
-                self.pending.popleft()
+                old = self.pending.popleft()
                 self.dropped_qos1 += 1
+                if self.outbox is not None:
+                    await self.outbox.done(old[0], old[1])
             await self.flush()
             return
         if self.publisher is None or self.pending:
@@ -94,6 +121,8 @@ class MqttSink:
                 if self.pending and self.pending[0] is item:  # not dropped by an overflow
                     self.pending.popleft()
                 self.sent += 1
+                if self.outbox is not None:
+                    await self.outbox.done(item[0], item[1])
         finally:
             self._flushing = False
 
@@ -190,7 +219,8 @@ async def run_live(
         if settings.journal:
             journal = RedisJournal.from_url(settings.redis_url)
             started = await journal.meta(started)
-    sink = MqttSink()
+    outbox = Outbox(journal.client) if journal is not None else None
+    sink = MqttSink(outbox=outbox)
     hub = ConsoleHub(site, clock=clock) if console is not None else None
     pipe = Pipeline(
         site, HubSink(sink, hub) if hub is not None else sink, started=started, store=store,
@@ -198,7 +228,20 @@ async def run_live(
         step_s=settings.step_s,
     )  # fmt: skip
     durable = Durable(pipe, journal, max_pending_rows=settings.max_pending_rows)
-    recovered = await recover(durable, journal) if journal is not None else None
+    if hub is not None:
+        hub.act = durable.console  # console actions are journaled before they apply
+    recovered = None
+    if journal is not None and outbox is not None:
+        # outbound messages not acknowledged before the last stop go first, then the
+        # replay (whose publishes of the same messages are dropped once each)
+        unsent = await outbox.load()
+        sink.restore(unsent)
+        pipe.alerts.outbox = outbox
+        recovered = await recover(durable, journal)
+        outbox.end_recovery()
+        sink.end_recovery()
+        if unsent:
+            log.info("outbox: %d unacknowledged messages queued again", len(unsent))
     if recovered is None or not (recovered.snapshot or recovered.replayed):
         await pipe.restore()
     _Metrics(pipe, sink)
@@ -229,8 +272,14 @@ async def run_live(
                 stepper = tg.create_task(
                     _step_loop(durable, sink, stop, clock, settings), name="service.step"
                 )
+                tracing = None
+                if os.environ.get("LIMES_TRACEMALLOC_S"):
+                    every = float(os.environ["LIMES_TRACEMALLOC_S"])
+                    tracing = tg.create_task(_trace_memory(every), name="service.tracemalloc")
                 await stop.wait()
                 stepper.cancel()
+                if tracing is not None:
+                    tracing.cancel()
     finally:
         await consoles.aclose()
         with contextlib.suppress(Exception):
@@ -277,6 +326,8 @@ async def _step_loop(
 
 async def _self_check(durable: Durable, sink: MqttSink) -> None:
     """Retry what Redis could not take; raise or clear the service's own faults."""
+    if sink.outbox is not None:
+        await sink.outbox.retry()
     journal = durable.journal
     store = durable.pipe.store
     if journal is not None:
@@ -295,6 +346,28 @@ async def _self_check(durable: Durable, sink: MqttSink) -> None:
         await durable.set_fault("outbound", "MQTT outbound queue overflowed (oldest dropped)")
     elif not sink.pending:
         await durable.set_fault("outbound", None)
+
+
+async def _trace_memory(every_s: float, top: int = 15) -> None:
+    """Diagnostics (``LIMES_TRACEMALLOC_S=60``): every ``every_s`` log the allocation
+    sites whose live Python memory grew most since the first sample, and the totals.
+    Slows the service (tracemalloc records every allocation): soak investigations only."""
+    import tracemalloc
+
+    tracemalloc.start(1)
+    await asyncio.sleep(every_s)
+    first = tracemalloc.take_snapshot()
+    while True:
+        await asyncio.sleep(every_s)
+        snap = tracemalloc.take_snapshot()
+        stats = snap.compare_to(first, "lineno")
+        total = sum(st.size for st in snap.statistics("filename"))
+        log.warning("tracemalloc: %.1f MiB traced; growth since first sample:", total / 2**20)
+        for st in stats[:top]:
+            log.warning(
+                "tracemalloc: %+8.1f KiB %+8d blocks  %s", st.size_diff / 1024, st.count_diff,
+                st.traceback,
+            )  # fmt: skip
 
 
 def _signal_event() -> asyncio.Event:
