@@ -49,17 +49,23 @@ return 0
 """
 _CHECK = "if redis.call('GET', KEYS[{n}]) ~= ARGV[1] then return -1 end\n"
 # KEYS: fence, stream; ARGV: token, group, ids...
-_ACK = _CHECK.format(n=1) + """
+_ACK = (
+    _CHECK.format(n=1)
+    + """
 local ids = {}
 for i = 3, #ARGV do ids[#ids + 1] = ARGV[i] end
 return redis.call('XACK', KEYS[2], ARGV[2], unpack(ids))
 """
+)
 # KEYS: fence, snapshot, stream; ARGV: token, data, position
-_SNAPSHOT = _CHECK.format(n=1) + """
+_SNAPSHOT = (
+    _CHECK.format(n=1)
+    + """
 redis.call('SET', KEYS[2], ARGV[2])
 redis.call('XTRIM', KEYS[3], 'MINID', ARGV[3])
 return 1
 """
+)
 # the alert store's write script behind the fence check: KEYS alert, audit, open, fence;
 # ARGV token, then the store's own arguments (shifted into A)
 _ALERT = (

@@ -24,6 +24,7 @@ de-duplication drops the repeat).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hashlib
 import logging
@@ -79,14 +80,17 @@ class Routed:
 class GatewayCore:
     """The pure part of a gateway: message -> dead letters + stream appends (no I/O)."""
 
-    def __init__(self, site: Site, *, started: float, margin_m: float, beacon_s: float) -> None:
+    def __init__(
+        self, site: Site, *, started: float, margin_m: float, beacon_s: float, name: str = "gw"
+    ) -> None:
         self.site = site
+        self.name = name
         self.router = Router(site, margin_m)
         self.ingest = Ingest(site, started=started)
         self.beacon_s = beacon_s
         self._next_beacon = -math.inf
         self._seen: set[str] = set()
-        self.counts: dict[str, int] = {"messages": 0, "appends": 0, "rejected": 0, "dup": 0}
+        self.counts = {"messages": 0, "appends": 0, "rejected": 0, "dup": 0, "rows": 0}
 
     def route(self, topic: str, payload: bytes, now: float) -> Routed:
         """Validate, de-duplicate (this gateway) and route one message arriving at ``now``."""
@@ -96,8 +100,9 @@ class GatewayCore:
         if not res.accepted or res.duplicate:
             self.counts["dup" if res.duplicate else "rejected"] += 1
             return out
-        fields: Fields = {"k": "m", "t": repr(now), "topic": topic, "p": payload}
+        fields: Fields = {"k": "m", "t": repr(now), "g": self.name, "topic": topic, "p": payload}
         if len(res.meas):
+            self.counts["rows"] += len(res.meas)
             sectors = self.router.sectors_of(res.meas)
             self._seen.add(res.device)
         elif res.type == MsgType.EVENTS:
@@ -120,7 +125,9 @@ class GatewayCore:
             if self._next_beacon == -math.inf
             else max(self._next_beacon + self.beacon_s, now)
         )
-        fields: Fields = {"k": "b", "t": repr(now), "dev": ",".join(sorted(self._seen))}
+        fields: Fields = {
+            "k": "b", "t": repr(now), "g": self.name, "dev": ",".join(sorted(self._seen))
+        }  # fmt: skip
         self._seen.clear()
         return [(s, fields) for s in self.router.ids]
 
@@ -173,7 +180,11 @@ async def run_gateway(site: Site, settings: GatewaySettings, stop: asyncio.Event
     """Run one gateway until ``stop`` is set."""
     started = settings.started if settings.started is not None else settings.clock()
     core = GatewayCore(
-        site, started=started, margin_m=settings.margin_m, beacon_s=settings.beacon_s
+        site,
+        started=started,
+        margin_m=settings.margin_m,
+        beacon_s=settings.beacon_s,
+        name=settings.mqtt.client_id,
     )
     client = redis_client(settings.redis_url, cluster=settings.cluster)
     await ensure_groups(client, core.router.ids)
@@ -208,10 +219,8 @@ async def run_gateway(site: Site, settings: GatewaySettings, stop: asyncio.Event
             while not stop.is_set():
                 if not settings.message_clock:
                     await append(client, core.beacon(settings.clock()), settings.maxlen)
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), settings.beacon_s)
-                except TimeoutError:
-                    pass
     finally:
         await client.aclose()
     log.info("gateway stopped: %s", core.counts)

@@ -24,9 +24,7 @@ from service.runtime import MemorySink
 
 
 def _b(fields: dict[str, Any]) -> dict[bytes, bytes]:
-    return {
-        k.encode(): (v if isinstance(v, bytes) else str(v).encode()) for k, v in fields.items()
-    }
+    return {k.encode(): (v if isinstance(v, bytes) else str(v).encode()) for k, v in fields.items()}
 
 
 @dataclass
@@ -93,6 +91,6 @@ async def run_local(
         run.gateway_s += time.perf_counter() - t0
         await drain()
     for s in router.ids:  # flush: a final beacon past the hold
-        queues[s].append(_b({"k": "b", "t": repr(now + 2.0), "dev": ""}))
+        queues[s].append(_b({"k": "b", "t": repr(now + 2.0), "g": gw.name, "dev": ""}))
     await drain()
     return run

@@ -55,7 +55,8 @@ class Router:
         """Rows in ``sector``'s window."""
         i = self.ids.index(sector)
         chain = self.chainage(meas)
-        return (chain >= self.lo[i]) & (chain < self.hi[i])
+        out: npt.NDArray[np.bool_] = (chain >= self.lo[i]) & (chain < self.hi[i])
+        return out
 
     def neighbours(self, sector: str) -> tuple[str | None, str | None]:
         """The sectors before and after ``sector`` along the line (None at the ends)."""

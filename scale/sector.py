@@ -2,16 +2,22 @@
 
 Records of a sector stream (Redis Stream fields; ``t`` is the writer's clock, ``repr``)::
 
-    k=m  t, topic, p          an MQTT message, as the gateway received it
-    k=b  t, dev               gateway beacon: devices seen since its last beacon
+    k=m  t, g, topic, p       an MQTT message, as gateway ``g`` received it at ``t``
+    k=b  t, g, dev            gateway beacon: devices seen since its last beacon
     k=h  t, gid, x, y, vx, vy a neighbour's track near the boundary (handover candidate)
 
 Applying a record (:meth:`SectorDurable.apply_record`, the same live and on recovery, so
-the sector's state is a deterministic function of its stream):
-``now = max(now, t)``; a tracker step at ``now`` when one is due; then ``m``: ingest
+the sector's state is a deterministic function of its stream): the sector clock ``now``
+is a *watermark*: the minimum over the gateways of the latest ``t`` each wrote (gateways
+more than ``GRACE_S`` behind the newest are left out: a dead gateway must not stop the
+clock), never going back. Several gateways share the input, and one that lags (a busy
+core, a JIT warm-up) would otherwise let the others' clocks run the tracker past rows it
+has not appended yet. Then a tracker step at ``now`` when one is due; then ``m``: ingest
 (``drivers.Ingest``: validation, per-device de-duplication, normalisation), keep the rows
 in this sector's window (sector +- margin), buffer them; ``b``: the devices are alive
-(heartbeats); ``h``: remember the candidate.
+at ``now`` (heartbeats; ``now``, not the beacon's own ``t``: a gateway that lags behind the
+others must not make its devices look silent, as a late message in the single process
+counts at its arrival); ``h``: remember the candidate.
 
 Ownership and ids (:class:`SectorPipeline`): a track is *owned* by the sector that holds
 its position (the ``sector`` field of the track update; outside every sector: the first
@@ -43,15 +49,17 @@ from drivers import IngestResult
 from fusion.config import TrackerConfig
 from geo import Site
 from scale.routing import Router
-from service.core import health_input, track_topic
+from service.core import StepOutput, health_input, track_topic
 from service.journal import Durable, Record
-from service.runtime import Pipeline, Sink, StepOutput
+from service.runtime import Pipeline, Sink
 
 _enc = msgspec.json.Encoder()
 
 #: a handover candidate is usable this long after its time, and this long before it (s)
 CANDIDATE_TTL_S = 30.0
 CANDIDATE_EARLY_S = 10.0
+#: a gateway whose clock is this far behind the newest one no longer holds the watermark
+GRACE_S = 10.0
 
 
 class SectorStore:
@@ -226,6 +234,7 @@ class SectorDurable(Durable):
         super().__init__(pipe, None)
         self.ids: dict[str, str] = {}
         self.cands: dict[str, tuple[float, float, float, float, float]] = {}
+        self.marks: dict[str, float] = {}  # gateway -> latest t it wrote
         pipe.state = self
 
     def global_id(self, u: dict[str, Any], *, owned: bool) -> str:
@@ -269,7 +278,9 @@ class SectorDurable(Durable):
         """Apply one stream record (see the module doc)."""
         kind = f[b"k"]
         t = float(f[b"t"])
-        self.now = max(self.now, t)
+        g = f.get(b"g")
+        if g is not None:
+            self._advance(g.decode(), t)
         pipe = self.pipe
         if pipe.core.due(self.now):
             await pipe.step(self.now)
@@ -282,11 +293,20 @@ class SectorDurable(Durable):
             inputs: list[Input] = []
             for dev in filter(None, devs.split(",")):
                 if dev in pipe.site.sensor_index:
-                    inputs += [health_input(h) for h in pipe.core.ingest.health.seen(dev, t)]
+                    seen = pipe.core.ingest.health.seen(dev, self.now)
+                    inputs += [health_input(h) for h in seen]
             await pipe.submit(inputs)
         elif kind == b"h":
             vals = tuple(float(f[k]) for k in (b"t", b"x", b"y", b"vx", b"vy"))
             self.cands[f[b"gid"].decode()] = vals  # type: ignore[assignment]
+
+    def _advance(self, gateway: str, t: float) -> None:
+        marks = self.marks
+        marks[gateway] = max(marks.get(gateway, -math.inf), t)
+        top = max(marks.values())
+        for k in [k for k, v in marks.items() if v < top - 4 * GRACE_S]:
+            del marks[k]  # long gone: forget it
+        self.now = max(self.now, min(v for v in marks.values() if v >= top - GRACE_S))
 
     def _expire(self) -> None:
         old = [g for g, c in self.cands.items() if self.now - c[0] > 2 * CANDIDATE_TTL_S]

@@ -17,7 +17,7 @@ The membership loop (:meth:`Worker._membership`) renews the leases every ``lease
 and keeps a fair share: ``ceil(sectors / live workers)`` (live workers: a ZSET of
 expiry times). Below its share a worker acquires free sectors; above it, it snapshots
 and releases one (so a late starter gets work). A worker whose renewal did not succeed
-for ``lease_ms / 2`` stops the sector before the lease can expire and pass to another
+for ``0.8 lease_ms`` stops the sector before the lease can expire and pass to another
 owner; a stale write is refused by the fencing token anyway.
 """
 
@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import dataclasses
 import hashlib
+import json
 import logging
 import math
 import time
@@ -46,6 +47,13 @@ from service.live import MqttSink
 
 log = logging.getLogger("limes.scale.worker")
 
+#: a sector stops (before its lease can expire) when no renewal succeeded for this
+#: fraction of the lease; renewals run every third of it
+HOLD_FRACTION = 0.8
+#: records applied between two yields to the event loop (lease renewals must not starve)
+YIELD_EVERY = 20
+MAX_LATENCY_SAMPLES = 500_000
+
 
 @dataclass(frozen=True)
 class WorkerSettings:
@@ -57,11 +65,11 @@ class WorkerSettings:
     cluster: bool = False
     margin_m: float = 1500.0
     step_s: float = 0.5
-    lease_ms: int = 3000
+    lease_ms: int = 10_000
     snapshot_s: float = 5.0
     started: float = 0.0
     settle_s: float = 1.0
-    read_count: int = 500
+    read_count: int = 200
     tracker: TrackerConfig | None = None
 
 
@@ -84,6 +92,7 @@ class WorkerCounters:
     claimed: int = 0
     snapshots: int = 0
     fenced: int = 0
+    snapshot_bytes: int = 0  # largest snapshot written
     latency_s: list[float] = field(default_factory=list)
 
 
@@ -130,13 +139,7 @@ class Worker:
         finally:
             await self._release_all()
             await self.client.aclose()
-            c = self.counters
-            log.info(
-                "worker %s stopped: %d records, %d acquired, %d released, %d replayed, "
-                "%d claimed, %d snapshots",
-                self.s.worker_id, c.records, c.acquired, c.released, c.replayed, c.claimed,
-                c.snapshots,
-            )  # fmt: skip
+            log.info("worker stopped: stats %s", json.dumps(self.stats()))
 
     # -- membership and leases --------------------------------------------------------------
 
@@ -152,7 +155,7 @@ class Worker:
             share = math.ceil(len(self.router.ids) / live)
             for sector, o in list(self.owned.items()):
                 if o.task.done():
-                    self.owned.pop(sector)
+                    self.owned.pop(sector, None)
                     continue
                 if await self.lease.renew(sector, o.token):
                     o.renewed = time.monotonic()
@@ -190,7 +193,8 @@ class Worker:
 
     def _holds(self, sector: str) -> bool:
         o = self.owned.get(sector)
-        return o is not None and time.monotonic() - o.renewed < self.s.lease_ms / 2000.0
+        limit = self.s.lease_ms * HOLD_FRACTION / 1000
+        return o is not None and time.monotonic() - o.renewed < limit
 
     async def _sector(self, sector: str, token: int) -> None:
         try:
@@ -222,9 +226,7 @@ class Worker:
                 log.error("%s: snapshot not usable (%s): replaying the stream", sector, exc)
         # replay what the previous owner applied after its snapshot (and what it read)
         groups: Any = await c.xinfo_groups(stream)
-        last = next(
-            (_s(g["last-delivered-id"]) for g in groups if _s(g["name"]) == GROUP), "0-0"
-        )
+        last = next((_s(g["last-delivered-id"]) for g in groups if _s(g["name"]) == GROUP), "0-0")
         pipe.replaying = True
         replayed = 0
         start = "-" if position == "0-0" else f"({position}"
@@ -236,6 +238,8 @@ class Worker:
                 await d.apply_record(f)
                 position = _s(rid)
                 replayed += 1
+                if replayed % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
             start = f"({position}"
         pipe.replaying = False
         pipe.handovers.clear()
@@ -243,12 +247,10 @@ class Worker:
         # entries the previous owner read but never acknowledged: claim and acknowledge
         cursor = "0-0"
         while True:
-            res: Any = await c.xautoclaim(
-                stream, GROUP, self.s.worker_id, 0, cursor, count=1000, justid=True
-            )
-            cursor, ids = _s(res[0]), [_s(i) for i in res[1]]
-            self.counters.claimed += len(ids)
-            await fenced.ack(ids)
+            res: Any = await c.xautoclaim(stream, GROUP, self.s.worker_id, 0, cursor, count=1000)
+            cursor, claimed = _s(res[0]), [_s(rid) for rid, _f in res[1]]
+            self.counters.claimed += len(claimed)
+            await fenced.ack(claimed)
             if cursor == "0-0":
                 break
         log.info("%s: restored (snapshot %s), %d entries replayed, position %s",
@@ -267,6 +269,9 @@ class Worker:
                     await d.apply_record(f)
                     position = _s(rid)
                     ids.append(position)
+                    self._latency(position)
+                    if len(ids) % YIELD_EVERY == 0:
+                        await asyncio.sleep(0)
             if ids:
                 self.counters.records += len(ids)
                 await fenced.ack(ids)
@@ -284,6 +289,27 @@ class Worker:
             log.info("worker %s released %s", self.s.worker_id, sector)
         self.owned.pop(sector, None)
 
+    def _latency(self, rid: str) -> None:
+        """Entry age at apply: wall now - the entry id's time (Redis clock, same host)."""
+        lat = self.counters.latency_s
+        if len(lat) < MAX_LATENCY_SAMPLES:
+            lat.append(time.time() - int(rid.partition("-")[0]) / 1000.0)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters and latency percentiles (ms) of the entries applied live."""
+        c = self.counters
+        lat = sorted(c.latency_s)
+
+        def pct(q: float) -> float | None:
+            return round(1000 * lat[min(len(lat) - 1, int(q * len(lat)))], 1) if lat else None
+
+        return {
+            "worker": self.s.worker_id, "records": c.records, "acquired": c.acquired,
+            "released": c.released, "replayed": c.replayed, "claimed": c.claimed,
+            "snapshots": c.snapshots, "snapshot_bytes": c.snapshot_bytes,
+            "latency_ms": {"p50": pct(0.5), "p95": pct(0.95), "p99": pct(0.99)},
+        }  # fmt: skip
+
     async def _snapshot(self, d: SectorDurable, fenced: Fenced, position: str) -> None:
         if position == "0-0":
             return
@@ -292,6 +318,7 @@ class Worker:
         )
         await fenced.snapshot(data, position)
         self.counters.snapshots += 1
+        self.counters.snapshot_bytes = max(self.counters.snapshot_bytes, len(data))
 
     async def _handovers(self, pipe: SectorPipeline) -> None:
         if not pipe.handovers:

@@ -363,7 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
             )
         else:
             role.add_argument("--worker-id", default=None, help="default: host-pid")
-            role.add_argument("--lease-ms", type=int, default=3000, help="sector lease (ms)")
+            role.add_argument("--lease-ms", type=int, default=10_000, help="sector lease (ms)")
             role.add_argument("--snapshot-s", type=float, default=5.0, help="snapshot period")
 
     replay = sub.add_parser("replay", help="feed a replay file; write tracks and alerts")

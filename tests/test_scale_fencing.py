@@ -4,6 +4,7 @@ a new owner gets a higher token, and every write of a stale owner is refused."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import msgspec
 import pytest
@@ -50,19 +51,20 @@ async def test_lease_one_owner_and_stale_writes_refused(
         tok_b = await b.acquire("S02")
         assert tok_b > tok_a
         fb = Fenced(client, "S02", tok_b)
-        eid = await client.xadd(stream_key("S02"), {"k": "b", "t": "1.0", "dev": ""})
+        raw: Any = await client.xadd(stream_key("S02"), {"k": "b", "t": "1.0", "dev": ""})
+        eid = raw.decode()
         await client.xreadgroup(GROUP, "wa", {stream_key("S02"): ">"}, count=10)
         with pytest.raises(FencedError):
             await fa.alert(_write(2))
         with pytest.raises(FencedError):
-            await fa.ack([eid.decode()])
+            await fa.ack([eid])
         with pytest.raises(FencedError):
-            await fa.snapshot(b"stale", eid.decode())
+            await fa.snapshot(b"stale", eid)
         assert await client.get(snapshot_key("S02")) is None
         assert not await a.renew("S02", tok_a)
         assert await fb.alert(_write(2))
-        assert await fb.ack([eid.decode()]) == 1
-        await fb.snapshot(b"fresh", eid.decode())
+        assert await fb.ack([eid]) == 1
+        await fb.snapshot(b"fresh", eid)
         assert await client.get(snapshot_key("S02")) == b"fresh"
         h = await client.hgetall("limes:{S02}:alert:crossing-0123456789abcdef")
         assert h[b"rev"] == b"2"
