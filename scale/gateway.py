@@ -221,6 +221,8 @@ async def run_gateway(site: Site, settings: GatewaySettings, stop: asyncio.Event
                     await append(client, core.beacon(settings.clock()), settings.maxlen)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), settings.beacon_s)
+        bye: Fields = {"k": "x", "t": repr(clock_now), "g": core.name}
+        await append(client, [(s, bye) for s in core.router.ids], settings.maxlen)
     finally:
         await client.aclose()
     log.info("gateway stopped: %s", core.counts)

@@ -5,16 +5,19 @@ Records of a sector stream (Redis Stream fields; ``t`` is the writer's clock, ``
     k=m  t, g, topic, p       an MQTT message, as gateway ``g`` received it at ``t``
     k=b  t, g, dev            gateway beacon: devices seen since its last beacon
     k=h  t, gid, x, y, vx, vy a neighbour's track near the boundary (handover candidate)
+    k=x  t, g                 gateway ``g`` stopped cleanly
 
 Applying a record (:meth:`SectorDurable.apply_record`, the same live and on recovery, so
 the sector's state is a deterministic function of its stream): the sector clock ``now``
 is a *watermark*: the minimum over the gateways of the latest ``t`` each wrote (gateways
-more than ``GRACE_S`` behind the newest are left out: a dead gateway must not stop the
+more than ``GRACE_S`` behind the newest, or that said goodbye, are left out: a dead gateway must not stop the
 clock), never going back. Several gateways share the input, and one that lags (a busy
 core, a JIT warm-up) would otherwise let the others' clocks run the tracker past rows it
 has not appended yet. Then a tracker step at ``now`` when one is due; then ``m``: ingest
 (``drivers.Ingest``: validation, per-device de-duplication, normalisation), keep the rows
-in this sector's window (sector +- margin), buffer them; ``b``: the devices are alive
+in this sector's window (sector +- margin), buffer them; a device status older (payload ``sent``/``t``) than the newest one
+applied for that device is dropped (gateways reorder; the newest status wins); ``b``: the
+devices are alive
 at ``now`` (heartbeats; ``now``, not the beacon's own ``t``: a gateway that lags behind the
 others must not make its devices look silent, as a late message in the single process
 counts at its arrival); ``h``: remember the candidate.
@@ -50,7 +53,7 @@ from fusion.config import TrackerConfig
 from geo import Site
 from scale.routing import Router
 from service.core import StepOutput, health_input, track_topic
-from service.journal import Durable, Record
+from service.journal import Durable, Record, message_time
 from service.runtime import Pipeline, Sink
 
 _enc = msgspec.json.Encoder()
@@ -59,7 +62,7 @@ _enc = msgspec.json.Encoder()
 CANDIDATE_TTL_S = 30.0
 CANDIDATE_EARLY_S = 10.0
 #: a gateway whose clock is this far behind the newest one no longer holds the watermark
-GRACE_S = 10.0
+GRACE_S = 30.0
 
 
 class SectorStore:
@@ -235,6 +238,8 @@ class SectorDurable(Durable):
         self.ids: dict[str, str] = {}
         self.cands: dict[str, tuple[float, float, float, float, float]] = {}
         self.marks: dict[str, float] = {}  # gateway -> latest t it wrote
+        self.status_t: dict[str, float] = {}  # device -> t of the newest status applied
+        self.stale_statuses = 0
         pipe.state = self
 
     def global_id(self, u: dict[str, Any], *, owned: bool) -> str:
@@ -279,6 +284,9 @@ class SectorDurable(Durable):
         kind = f[b"k"]
         t = float(f[b"t"])
         g = f.get(b"g")
+        if kind == b"x":  # a gateway's goodbye (clean stop): it no longer holds the clock
+            self.marks.pop(f[b"g"].decode(), None)
+            return
         if g is not None:
             self._advance(g.decode(), t)
         pipe = self.pipe
@@ -287,7 +295,10 @@ class SectorDurable(Durable):
             self._expire()
         if kind == b"m":
             topic = f[b"topic"].decode("utf-8", "surrogateescape")
-            await self.apply(Record("m", self.now, topic, f.get(b"p", b"")))
+            payload = f.get(b"p", b"")
+            if topic.endswith("/status") and self._stale_status(topic, payload):
+                return
+            await self.apply(Record("m", self.now, topic, payload))
         elif kind == b"b":
             devs = f.get(b"dev", b"").decode()
             inputs: list[Input] = []
@@ -299,6 +310,19 @@ class SectorDurable(Durable):
         elif kind == b"h":
             vals = tuple(float(f[k]) for k in (b"t", b"x", b"y", b"vx", b"vy"))
             self.cands[f[b"gid"].decode()] = vals  # type: ignore[assignment]
+
+    def _stale_status(self, topic: str, payload: bytes) -> bool:
+        """A device status older (payload ``t``) than one already applied: several gateways
+        reorder messages, and the newest status must win (counted, not applied)."""
+        t = message_time(payload, -math.inf)
+        if not math.isfinite(t):
+            return False
+        device = topic.split("/")[-2]
+        if t < self.status_t.get(device, -math.inf):
+            self.stale_statuses += 1
+            return True
+        self.status_t[device] = t
+        return False
 
     def _advance(self, gateway: str, t: float) -> None:
         marks = self.marks
