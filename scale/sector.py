@@ -8,19 +8,21 @@ Records of a sector stream (Redis Stream fields; ``t`` is the writer's clock, ``
     k=x  t, g                 gateway ``g`` stopped cleanly
 
 Applying a record (:meth:`SectorDurable.apply_record`, the same live and on recovery, so
-the sector's state is a deterministic function of its stream): the sector clock ``now``
-is a *watermark*: the minimum over the gateways of the latest ``t`` each wrote (gateways
-more than ``GRACE_S`` behind the newest, or that said goodbye, are left out: a dead gateway must not stop the
-clock), never going back. Several gateways share the input, and one that lags (a busy
-core, a JIT warm-up) would otherwise let the others' clocks run the tracker past rows it
-has not appended yet. Then a tracker step at ``now`` when one is due; then ``m``: ingest
-(``drivers.Ingest``: validation, per-device de-duplication, normalisation), keep the rows
-in this sector's window (sector +- margin), buffer them; a device status older (payload ``sent``/``t``) than the newest one
-applied for that device is dropped (gateways reorder; the newest status wins); ``b``: the
-devices are alive
-at ``now`` (heartbeats; ``now``, not the beacon's own ``t``: a gateway that lags behind the
-others must not make its devices look silent, as a late message in the single process
-counts at its arrival); ``h``: remember the candidate.
+the sector's state is a deterministic function of its stream):
+
+* the sector clock ``now`` is a *watermark*: the minimum over the gateways of the latest
+  ``t`` each wrote, never going back; gateways more than ``GRACE_S`` behind the newest, or
+  that said goodbye, are left out (a dead gateway must not stop the clock). Several
+  gateways share the input, and one that lags (a busy core, a JIT warm-up) would
+  otherwise let the others' clocks run the tracker past rows it has not appended yet;
+* a tracker step at ``now`` when one is due;
+* ``m``: ingest (``drivers.Ingest``: validation, per-device de-duplication,
+  normalisation), keep the rows in this sector's window (sector +- margin), buffer them.
+  A device status older (payload ``sent``/``t``) than the newest one applied for that
+  device is dropped (gateways reorder messages; the newest status wins);
+* ``b``: the devices are alive at ``now`` (heartbeats; ``now``, not the beacon's ``t``, as a
+  late message in the single process counts at its arrival);
+* ``h``: remember the handover candidate.
 
 Ownership and ids (:class:`SectorPipeline`): a track is *owned* by the sector that holds
 its position (the ``sector`` field of the track update; outside every sector: the first

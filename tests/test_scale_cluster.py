@@ -12,7 +12,8 @@ with the same sequence of states, and nothing more. Also checked: no alert messa
 
 ``test_same_alerts_in_process`` checks the design without servers
 (:func:`scale.local.run_local`); ``test_kill_9_worker_mid_scenario`` kills the worker
-owning S01 (where the crossings are) while the scenario is being published (at ``SPEED`` x its arrival clock): another
+owning S01 (where the crossings are) while the scenario is being published (at ``SPEED``
+x its arrival clock): another
 worker takes S01 over (lease expiry, snapshot + stream replay, XAUTOCLAIM).
 """
 
