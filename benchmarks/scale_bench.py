@@ -41,11 +41,12 @@ from geo import default_site
 from scale.gateway import GatewayCore
 from scale.keys import GROUP, lease_key, stream_key
 from scale.local import run_local
-from service.journal import message_time
+from service.journal import Durable, message_time
+from service.runtime import MemorySink, Pipeline
 from sim_sensors import generate, preset
 
 ROOT = Path(__file__).parent.parent
-_STATS = re.compile(r"stats (\{.*\})")
+_STATS = re.compile(r"stats (\{)")
 
 
 def _records(site: Any, messages: list[Any], t0: float, margin_m: float) -> tuple[
@@ -60,6 +61,21 @@ def _records(site: Any, messages: list[Any], t0: float, margin_m: float) -> tupl
         r = gw.route(m.topic, m.payload, now)
         out += [(m.arrival, s, f) for s, f in r.appends + gw.beacon(now)]
     return out, gw.counts["rows"]
+
+
+async def _single(site: Any, messages: list[Any], t0: float) -> float:
+    """Seconds (perf_counter, as :mod:`scale.local`) of the single-process pipeline
+    (``limes run``'s path, message clock) over the same messages: the baseline of the
+    partitioning overhead."""
+    pipe = Pipeline(site, MemorySink(), started=t0)
+    d = Durable(pipe, None)
+    c0 = time.perf_counter()
+    for m in messages:
+        now = message_time(m.payload, d.now)
+        if pipe.core.due(now):
+            await d.step(now)
+        await d.message(m.topic, m.payload, now)
+    return time.perf_counter() - c0
 
 
 def _owners(cluster: RedisCluster, sectors: list[str]) -> dict[str, str]:
@@ -90,6 +106,7 @@ def _phase(
     sectors: list[str],
     t0: float,
     speed: float | None,
+    snapshot_s: float,
 ) -> dict[str, Any]:
     """One phase with ``n`` fresh workers; ``speed`` None: backlog, else paced."""
     for node in cluster.nodes:
@@ -100,13 +117,16 @@ def _phase(
         log = (work / f"w{n}-{i}-{'paced' if speed else 'backlog'}.log").open("wb")
         cmd = [sys.executable, "-m", "service.cli", "worker", "--mqtt", broker.url,
                "--redis", cluster.url, "--redis-cluster", "--worker-id", f"b{i}",
-               "--started", repr(t0), "--lease-ms", "10000", "--snapshot-s", "5"]  # fmt: skip
+               "--started", repr(t0), "--lease-ms", "10000",
+               "--snapshot-s", repr(snapshot_s)]  # fmt: skip
         procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT))
     try:
         deadline = time.monotonic() + 300
         while True:
             own = _owners(cluster, sectors)
-            if len(own) == len(sectors) and len(set(own.values())) == min(n, len(sectors)):
+            per = [list(own.values()).count(w) for w in set(own.values())]
+            share = -(-len(sectors) // n)
+            if len(own) == len(sectors) and len(per) == min(n, len(sectors)) and max(per) <= share:
                 break
             if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
                 raise RuntimeError(f"workers did not take the sectors (logs in {work})")
@@ -148,9 +168,10 @@ def _phase(
                 p.wait(10)
     stats = []
     for path in sorted(work.glob(f"w{n}-*-{'paced' if speed else 'backlog'}.log")):
-        m = _STATS.search(path.read_text(errors="replace"))
+        text = path.read_text(errors="replace")
+        m = _STATS.search(text)
         if m:
-            stats.append(json.loads(m.group(1)))
+            stats.append(json.JSONDecoder().raw_decode(text, m.start(1))[0])
     return {"fed_s": round(fed, 2), "drained_s": round(done, 2), "workers": stats}
 
 
@@ -168,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", type=float, default=300.0, help="scenario seconds")
     ap.add_argument("--speed", type=float, default=10.0, help="paced phase: x arrival clock")
     ap.add_argument("--margin-m", type=float, default=1500.0)
+    ap.add_argument("--snapshot-s", type=float, default=30.0, help="workers' snapshot period")
     ap.add_argument("--json", type=Path, default=Path("bench-out/scale.json"))
     args = ap.parse_args(argv)
     site = default_site()
@@ -185,6 +207,11 @@ def main(argv: list[str] | None = None) -> int:
             "cpu_per_scenario_s": round(local.seconds[s] / span, 5)}
         for s in sectors
     }  # fmt: skip
+    single = asyncio.run(_single(site, sc.messages, t0))
+    total = sum(local.seconds.values()) + local.gateway_s
+    print(f"single process: {single:.2f} CPU s; scaled path in process: {total:.2f} s "
+          f"(sectors {sum(local.seconds.values()):.2f} + gateway {local.gateway_s:.2f}), "
+          f"x{total / single:.2f}")  # fmt: skip
     print("per-sector fusion CPU (in process): " + ", ".join(
         f"{s} {v['cpu_s']:.2f} s" for s, v in per_sector.items()
     ) + f"; gateway {local.gateway_s:.2f} s")  # fmt: skip
@@ -193,8 +220,10 @@ def main(argv: list[str] | None = None) -> int:
                      "event_rows": rows, "span_s": round(span, 1),
                      "records": len(records)},
         "cores": os.cpu_count(),
+        "snapshot_s": args.snapshot_s,
         "per_sector": per_sector,
         "gateway_cpu_s": round(local.gateway_s, 3),
+        "single_process_cpu_s": round(single, 3),
         "points": [],
     }  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="limes-scale-bench-") as tmp:
@@ -205,8 +234,9 @@ def main(argv: list[str] | None = None) -> int:
         broker.start()
         try:
             for n in [int(x) for x in args.workers.split(",")]:
-                backlog = _phase(n, work, cluster, broker, records, sectors, t0, None)
-                paced = _phase(n, work, cluster, broker, records, sectors, t0, args.speed)
+                snap = args.snapshot_s
+                backlog = _phase(n, work, cluster, broker, records, sectors, t0, None, snap)
+                paced = _phase(n, work, cluster, broker, records, sectors, t0, args.speed, snap)
                 point = {
                     "workers": n,
                     "events_per_s": round(rows / backlog["drained_s"], 1),

@@ -10,8 +10,9 @@ gives each message to one of them). Per message (:meth:`GatewayCore.route`):
    delivery, so an accepted message also needs ``SET limes:{dev:<device>}:seen:<digest>
    NX PX`` to succeed (digest of topic + payload: a redelivery is byte-identical);
 3. events go to the stream of every sector whose window (sector +- margin) holds one of
-   their rows; device statuses, patrol positions and acks go to every sector (each sector
-   needs camera positions, patrols and alert acks);
+   their rows; the status of a fibre unit or camera to the sectors its measurements can
+   reach (:meth:`scale.routing.Router.coverage`: camera positions, fibre cuts, health);
+   MSV statuses, patrol positions and acks to every sector;
 4. every ``beacon_s`` of the gateway's clock a beacon record goes to every sector: it
    carries the devices seen since the last one (so a sector that receives none of a
    device's events still knows it is alive) and lets quiet sectors step.
@@ -87,6 +88,7 @@ class GatewayCore:
         self.name = name
         self.router = Router(site, margin_m)
         self.ingest = Ingest(site, started=started)
+        self._coverage = self.router.coverage()
         self.beacon_s = beacon_s
         self._next_beacon = -math.inf
         self._seen: set[str] = set()
@@ -108,7 +110,9 @@ class GatewayCore:
         elif res.type == MsgType.EVENTS:
             sectors = []  # every event rejected alone: nothing to fuse
             self._seen.add(res.device)
-        else:  # status, patrol position, ack: every sector needs them
+        elif res.type == MsgType.STATUS and res.device in self._coverage:
+            sectors = self._coverage[res.device]  # the sectors its measurements can reach
+        else:  # MSV status, patrol position, ack: every sector
             sectors = list(self.router.ids)
         out.appends = [(s, fields) for s in sectors]
         digest = hashlib.blake2b(topic.encode() + b"\0" + payload, digest_size=12).hexdigest()

@@ -58,6 +58,22 @@ class Router:
         out: npt.NDArray[np.bool_] = (chain >= self.lo[i]) & (chain < self.hi[i])
         return out
 
+    def span(self, lo: float, hi: float) -> list[str]:
+        """Ids of the sectors whose window meets the chainage interval ``[lo, hi]``."""
+        hit = (self.lo <= hi) & (self.hi >= lo)
+        return [self.ids[i] for i in np.flatnonzero(hit)]
+
+    def coverage(self) -> dict[str, list[str]]:
+        """Sectors that can receive each fixed sensor's measurements: a fibre unit's border
+        interval, a camera's chainage +- its range. MSVs move: not listed (every sector)."""
+        site = self.site
+        out = {f.id: self.span(f.from_m, f.to_m) for f in site.fibre}
+        if site.thermal:
+            chain, _ = site.border.project(site.thermal_xy[:, 0], site.thermal_xy[:, 1])
+            for cam, c in zip(site.thermal, chain, strict=True):
+                out[cam.id] = self.span(float(c) - cam.range_m, float(c) + cam.range_m)
+        return out
+
     def neighbours(self, sector: str) -> tuple[str | None, str | None]:
         """The sectors before and after ``sector`` along the line (None at the ends)."""
         i = self.ids.index(sector)
