@@ -66,7 +66,7 @@ class WorkerSettings:
     margin_m: float = 1500.0
     step_s: float = 0.5
     lease_ms: int = 10_000
-    snapshot_s: float = 5.0
+    snapshot_s: float = 30.0
     started: float = 0.0
     settle_s: float = 1.0
     read_count: int = 200

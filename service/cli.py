@@ -364,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             role.add_argument("--worker-id", default=None, help="default: host-pid")
             role.add_argument("--lease-ms", type=int, default=10_000, help="sector lease (ms)")
-            role.add_argument("--snapshot-s", type=float, default=5.0, help="snapshot period")
+            role.add_argument("--snapshot-s", type=float, default=30.0, help="snapshot period (s)")
 
     replay = sub.add_parser("replay", help="feed a replay file; write tracks and alerts")
     replay.add_argument("site_file", type=Path, metavar="SITE", help="site TOML")
