@@ -155,6 +155,74 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _scale_common(args: argparse.Namespace) -> tuple[Site, MqttSettings, str, float]:
+    """Logging, site, MQTT settings, Redis URL and start time of a scale-out role."""
+    import time
+
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()),
+        format='{"t":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","msg":%(message)r}',
+    )
+    redis_url = args.redis or _secret("LIMES_REDIS_URL")
+    if not redis_url:
+        raise SystemExit("--redis (or $LIMES_REDIS_URL) is required for the scale-out roles")
+    started = args.started if args.started is not None else time.time()
+    return _load(args.site), mqtt_settings(args), redis_url, started
+
+
+def _gateway(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from scale.gateway import GatewaySettings, run_gateway
+    from service.live import _signal_event
+
+    site, mqtt, redis_url, started = _scale_common(args)
+    settings = GatewaySettings(
+        mqtt=mqtt,
+        redis_url=redis_url,
+        cluster=args.redis_cluster,
+        margin_m=args.margin_m,
+        beacon_s=args.step_s,
+        message_clock=args.clock == "message",
+        started=started,
+    )
+
+    async def main() -> None:
+        await run_gateway(site, settings, _signal_event())
+
+    asyncio.run(main())
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    import asyncio
+    import socket
+
+    from fusion.warm import warmup
+    from scale.worker import Worker, WorkerSettings
+    from service.live import _signal_event
+
+    site, mqtt, redis_url, started = _scale_common(args)
+    logging.getLogger("limes.scale").info("JIT warm-up %.1f s", warmup())
+    settings = WorkerSettings(
+        mqtt=mqtt,
+        redis_url=redis_url,
+        worker_id=args.worker_id or f"{socket.gethostname()}-{os.getpid()}",
+        cluster=args.redis_cluster,
+        margin_m=args.margin_m,
+        step_s=args.step_s,
+        lease_ms=args.lease_ms,
+        snapshot_s=args.snapshot_s,
+        started=started,
+    )
+
+    async def main() -> None:
+        await Worker(site, settings).run(_signal_event())
+
+    asyncio.run(main())
+    return 0
+
+
 def mqtt_settings(args: argparse.Namespace) -> MqttSettings:
     """The service's MQTT settings from ``--mqtt`` (``mqtt://`` plain, ``mqtts://`` TLS,
     default ports 1883 / 8883), ``--mqtt-ca/-cert/-key`` and the credentials in the
@@ -261,6 +329,42 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-journal", action="store_true", help="no Redis input journal")
     run.add_argument("--snapshot-s", type=float, default=30.0, help="state snapshot period (s)")
     run.set_defaults(handler=_run)
+
+    for name, text in (
+        ("gateway", "scale-out ingest gateway: MQTT shared subscription -> sector streams"),
+        ("worker", "scale-out fusion worker: owns sectors by lease (docs/scaling.md)"),
+    ):
+        role = sub.add_parser(name, help=text)
+        role.add_argument("--site", type=Path, default=None, help="site TOML (default: ro-rs)")
+        role.add_argument("--mqtt", default="mqtt://127.0.0.1:1883", help="broker URL")
+        role.add_argument("--mqtt-ca", default=None, help="CA certificate (PEM) for mqtts://")
+        role.add_argument("--mqtt-cert", default=None, help="client certificate (PEM)")
+        role.add_argument("--mqtt-key", default=None, help="client certificate's key (PEM)")
+        role.add_argument("--redis", default=None, help="redis://host:port (or $LIMES_REDIS_URL)")
+        role.add_argument(
+            "--redis-cluster", action="store_true", help="the URL is a Redis Cluster node"
+        )
+        role.add_argument(
+            "--client-id", default=f"limes-{name}", help="MQTT client id (unique per process)"
+        )
+        role.add_argument(
+            "--margin-m", type=float, default=1500.0, help="sector overlap margin (m)"
+        )
+        role.add_argument("--step-s", type=float, default=0.5, help="step / beacon period (s)")
+        role.add_argument("--started", type=float, default=None, help="service start (epoch s)")
+        role.add_argument("--log-level", default="info")
+        role.set_defaults(handler=_gateway if name == "gateway" else _worker)
+        if name == "gateway":
+            role.add_argument(
+                "--clock",
+                choices=("wall", "message"),
+                default="wall",
+                help="message: a message's sent/t is its time, beacons follow it (tests)",
+            )
+        else:
+            role.add_argument("--worker-id", default=None, help="default: host-pid")
+            role.add_argument("--lease-ms", type=int, default=10_000, help="sector lease (ms)")
+            role.add_argument("--snapshot-s", type=float, default=30.0, help="snapshot period (s)")
 
     replay = sub.add_parser("replay", help="feed a replay file; write tracks and alerts")
     replay.add_argument("site_file", type=Path, metavar="SITE", help="site TOML")

@@ -1,0 +1,341 @@
+"""Fusion workers: own sectors by lease, consume their streams, snapshot, take over.
+
+One worker process runs one asyncio task per owned sector (:meth:`Worker._sector`):
+
+1. **take over**: load the sector snapshot (``limes:{S}:snap``: the pipeline state and
+   the stream id it includes, :mod:`service.snapshot`), replay the stream entries after
+   it up to the group's last-delivered id (``XRANGE``; track updates are not published
+   again, alerts are re-decided and the fenced store applies and publishes only writes
+   it does not hold yet), then ``XAUTOCLAIM`` what the previous owner read but never
+   acknowledged and acknowledge it (those entries were just replayed);
+2. **live**: ``XREADGROUP`` (``>``) on the sector stream, apply each entry in order
+   (:meth:`scale.sector.SectorDurable.apply_record`), ``XACK`` (fenced), append the
+   step's handover candidates to the neighbours' streams;
+3. every ``snapshot_s``: snapshot + ``XTRIM MINID`` in one fenced script.
+
+The membership loop (:meth:`Worker._membership`) renews the leases every ``lease_ms / 3``
+and keeps a fair share: ``ceil(sectors / live workers)`` (live workers: a ZSET of
+expiry times). Below its share a worker acquires free sectors; above it, it snapshots
+and releases one (so a late starter gets work). A worker whose renewal did not succeed
+for ``0.8 lease_ms`` stops the sector before the lease can expire and pass to another
+owner; a stale write is refused by the fencing token anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from drivers import MqttSettings, MqttSource
+from fusion.config import TrackerConfig
+from geo import Site
+from scale.fencing import Fenced, FencedError, FencedStore, Lease
+from scale.gateway import ensure_groups, redis_client
+from scale.keys import GROUP, WORKERS, snapshot_key, stream_key
+from scale.routing import Router
+from scale.sector import SectorDurable, SectorPipeline
+from service import snapshot
+from service.live import MqttSink
+
+log = logging.getLogger("limes.scale.worker")
+
+#: a sector stops (before its lease can expire) when no renewal succeeded for this
+#: fraction of the lease; renewals run every third of it
+HOLD_FRACTION = 0.8
+#: records applied between two yields to the event loop (lease renewals must not starve)
+YIELD_EVERY = 20
+MAX_LATENCY_SAMPLES = 500_000
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """Settings of one worker process."""
+
+    mqtt: MqttSettings
+    redis_url: str
+    worker_id: str
+    cluster: bool = False
+    margin_m: float = 1500.0
+    step_s: float = 0.5
+    lease_ms: int = 10_000
+    snapshot_s: float = 30.0
+    started: float = 0.0
+    settle_s: float = 1.0
+    read_count: int = 200
+    tracker: TrackerConfig | None = None
+
+
+@dataclass
+class _Owned:
+    token: int
+    task: asyncio.Task[None]
+    renewed: float  # monotonic time of the last successful renewal (or acquisition)
+    stopping: bool = False
+
+
+@dataclass
+class WorkerCounters:
+    """What a worker did (logged at the end, and by the benchmark)."""
+
+    records: int = 0
+    acquired: int = 0
+    released: int = 0
+    replayed: int = 0
+    claimed: int = 0
+    snapshots: int = 0
+    fenced: int = 0
+    snapshot_bytes: int = 0  # largest snapshot written
+    latency_s: list[float] = field(default_factory=list)
+
+
+class Worker:
+    """One fusion worker (see the module doc)."""
+
+    def __init__(self, site: Site, settings: WorkerSettings) -> None:
+        self.site = site
+        self.s = settings
+        self.router = Router(site, settings.margin_m)
+        self.client: Any = None
+        self.lease: Lease | None = None
+        self.sink = MqttSink()
+        self.owned: dict[str, _Owned] = {}
+        self.counters = WorkerCounters()
+        self.stop = asyncio.Event()
+        # sectors tried first: a per-worker rotation, so workers start on different ones
+        h = int(hashlib.blake2b(settings.worker_id.encode(), digest_size=4).hexdigest(), 16)
+        n = len(self.router.ids)
+        self.order = [self.router.ids[(h + i) % n] for i in range(n)]
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set; then snapshot and release every owned sector."""
+        self.stop = stop
+        self.client = redis_client(self.s.redis_url, cluster=self.s.cluster)
+        self.lease = Lease(self.client, self.s.worker_id, self.s.lease_ms)
+        await ensure_groups(self.client, self.router.ids)
+        mqtt = dataclasses.replace(
+            self.s.mqtt,
+            client_id=f"limes-worker-{self.s.worker_id}",
+            subscriptions=(f"limes/v1/scale/{self.s.worker_id}/cmd",),
+        )
+
+        async def ignore(topic: str, payload: bytes) -> None:
+            del topic, payload
+
+        try:
+            async with MqttSource(mqtt, ignore, name="worker") as driver:
+                self.sink.publisher = driver.publisher
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(driver.wait_connected(), 10)
+                log.info("worker %s connected", self.s.worker_id)
+                await self._membership()
+        finally:
+            await self._release_all()
+            await self.client.aclose()
+            log.info("worker stopped: stats %s", json.dumps(self.stats()))
+
+    # -- membership and leases --------------------------------------------------------------
+
+    async def _membership(self) -> None:
+        assert self.lease is not None
+        period = self.s.lease_ms / 3000.0
+        settle_until = time.monotonic() + self.s.settle_s
+        while not self.stop.is_set():
+            now_ms = int(time.time() * 1000)
+            await self.client.zadd(WORKERS, {self.s.worker_id: now_ms + self.s.lease_ms})
+            await self.client.zremrangebyscore(WORKERS, "-inf", now_ms)
+            live = max(1, int(await self.client.zcard(WORKERS)))
+            share = math.ceil(len(self.router.ids) / live)
+            for sector, o in list(self.owned.items()):
+                if o.task.done():
+                    self.owned.pop(sector, None)
+                    continue
+                if await self.lease.renew(sector, o.token):
+                    o.renewed = time.monotonic()
+                else:
+                    log.warning("worker %s lost the lease of %s", self.s.worker_id, sector)
+                    o.task.cancel()
+            if time.monotonic() >= settle_until:
+                active = [s for s, o in self.owned.items() if not o.stopping]
+                if len(active) < share:
+                    for sector in self.order:
+                        if sector in self.owned or len(self.owned) >= share:
+                            continue
+                        token = await self.lease.acquire(sector)
+                        if token:
+                            self._start(sector, token)
+                elif len(active) > share:
+                    self.owned[active[-1]].stopping = True  # the task snapshots and releases
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), period)
+
+    def _start(self, sector: str, token: int) -> None:
+        task = asyncio.create_task(self._sector(sector, token), name=f"scale.sector[{sector}]")
+        self.owned[sector] = _Owned(token, task, time.monotonic())
+        self.counters.acquired += 1
+        log.info("worker %s owns %s (token %d)", self.s.worker_id, sector, token)
+
+    async def _release_all(self) -> None:
+        for o in self.owned.values():
+            o.stopping = True
+        for o in list(self.owned.values()):
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(o.task, 10)
+
+    # -- one sector ----------------------------------------------------------------------------
+
+    def _holds(self, sector: str) -> bool:
+        o = self.owned.get(sector)
+        limit = self.s.lease_ms * HOLD_FRACTION / 1000
+        return o is not None and time.monotonic() - o.renewed < limit
+
+    async def _sector(self, sector: str, token: int) -> None:
+        try:
+            await self._run_sector(sector, token)
+        except FencedError:
+            self.counters.fenced += 1
+            log.warning("worker %s: %s fenced off", self.s.worker_id, sector)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("worker %s: sector %s failed", self.s.worker_id, sector)
+            raise
+
+    async def _run_sector(self, sector: str, token: int) -> None:
+        c = self.client
+        fenced = Fenced(c, sector, token)
+        pipe = SectorPipeline(
+            self.site, self.sink, sector, self.router, started=self.s.started,
+            store=FencedStore(c, fenced), tracker_config=self.s.tracker, step_s=self.s.step_s,
+        )  # fmt: skip
+        d = SectorDurable(pipe)
+        stream = stream_key(sector)
+        position = "0-0"
+        data: Any = await c.get(snapshot_key(sector))
+        if data is not None:
+            try:
+                position, d.now = snapshot.restore(pipe, bytes(data), d)
+            except snapshot.SnapshotError as exc:
+                log.error("%s: snapshot not usable (%s): replaying the stream", sector, exc)
+        # replay what the previous owner applied after its snapshot (and what it read)
+        groups: Any = await c.xinfo_groups(stream)
+        last = next((_s(g["last-delivered-id"]) for g in groups if _s(g["name"]) == GROUP), "0-0")
+        pipe.replaying = True
+        replayed = 0
+        start = "-" if position == "0-0" else f"({position}"
+        while _id_lt(position, last):
+            chunk: Any = await c.xrange(stream, min=start, max=last, count=1000)
+            if not chunk:
+                break
+            for rid, f in chunk:
+                await d.apply_record(f)
+                position = _s(rid)
+                replayed += 1
+                if replayed % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
+            start = f"({position}"
+        pipe.replaying = False
+        pipe.handovers.clear()
+        self.counters.replayed += replayed
+        # entries the previous owner read but never acknowledged: claim and acknowledge
+        cursor = "0-0"
+        while True:
+            res: Any = await c.xautoclaim(stream, GROUP, self.s.worker_id, 0, cursor, count=1000)
+            cursor, claimed = _s(res[0]), [_s(rid) for rid, _f in res[1]]
+            self.counters.claimed += len(claimed)
+            await fenced.ack(claimed)
+            if cursor == "0-0":
+                break
+        log.info("%s: restored (snapshot %s), %d entries replayed, position %s",
+                 sector, data is not None, replayed, position)  # fmt: skip
+        next_snapshot = time.monotonic() + self.s.snapshot_s
+        while True:
+            o = self.owned.get(sector)
+            if o is None or o.stopping or not self._holds(sector):
+                break
+            resp: Any = await c.xreadgroup(
+                GROUP, self.s.worker_id, {stream: ">"}, count=self.s.read_count, block=100
+            )
+            ids: list[str] = []
+            for _name, entries in resp or []:
+                for rid, f in entries:
+                    await d.apply_record(f)
+                    position = _s(rid)
+                    ids.append(position)
+                    self._latency(position)
+                    if len(ids) % YIELD_EVERY == 0:
+                        await asyncio.sleep(0)
+            if ids:
+                self.counters.records += len(ids)
+                await fenced.ack(ids)
+                await self._handovers(pipe)
+            if time.monotonic() >= next_snapshot:
+                await self._snapshot(d, fenced, position)
+                next_snapshot = time.monotonic() + self.s.snapshot_s
+        # leaving: snapshot (if still ours) so the next owner replays little, then release
+        o = self.owned.get(sector)
+        if o is not None and o.stopping and self._holds(sector):
+            await self._snapshot(d, fenced, position)
+            assert self.lease is not None
+            await self.lease.release(sector, token)
+            self.counters.released += 1
+            log.info("worker %s released %s", self.s.worker_id, sector)
+        self.owned.pop(sector, None)
+
+    def _latency(self, rid: str) -> None:
+        """Entry age at apply: wall now - the entry id's time (Redis clock, same host)."""
+        lat = self.counters.latency_s
+        if len(lat) < MAX_LATENCY_SAMPLES:
+            lat.append(time.time() - int(rid.partition("-")[0]) / 1000.0)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters and latency percentiles (ms) of the entries applied live."""
+        c = self.counters
+        lat = sorted(c.latency_s)
+
+        def pct(q: float) -> float | None:
+            return round(1000 * lat[min(len(lat) - 1, int(q * len(lat)))], 1) if lat else None
+
+        return {
+            "worker": self.s.worker_id, "records": c.records, "acquired": c.acquired,
+            "released": c.released, "replayed": c.replayed, "claimed": c.claimed,
+            "snapshots": c.snapshots, "snapshot_bytes": c.snapshot_bytes,
+            "latency_ms": {"p50": pct(0.5), "p95": pct(0.95), "p99": pct(0.99)},
+        }  # fmt: skip
+
+    async def _snapshot(self, d: SectorDurable, fenced: Fenced, position: str) -> None:
+        if position == "0-0":
+            return
+        data = snapshot.capture(
+            d.pipe, d, position=position, started=d.pipe.core.ingest.health.started, now=d.now
+        )
+        await fenced.snapshot(data, position)
+        self.counters.snapshots += 1
+        self.counters.snapshot_bytes = max(self.counters.snapshot_bytes, len(data))
+
+    async def _handovers(self, pipe: SectorPipeline) -> None:
+        if not pipe.handovers:
+            return
+        async with self.client.pipeline(transaction=False) as p:
+            for target, fields in pipe.handovers:
+                p.xadd(stream_key(target), fields)
+            await p.execute()
+        pipe.handovers.clear()
+
+
+def _s(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def _id_lt(a: str, b: str) -> bool:
+    """Stream id order: ``a < b``."""
+    am, _, asq = a.partition("-")
+    bm, _, bsq = b.partition("-")
+    return (int(am), int(asq or 0)) < (int(bm), int(bsq or 0))

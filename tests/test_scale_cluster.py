@@ -1,0 +1,340 @@
+"""The scaled service end to end on real servers: 3 gateways + 3 fusion workers
+(subprocesses: ``limes gateway`` / ``limes worker``) + a 3-master Redis Cluster +
+Mosquitto, on a scenario whose intrusions straddle the S01/S02 boundary (km 24-32).
+
+Reference: the single-process service (``Pipeline`` + ``Durable``, message clock) fed the
+same messages in process. Alerts are compared by what they are, not by id (track ids are
+namespaced by sector in the scaled service, and alert ids derive from them): for each
+reference alert one scaled alert of the same kind and sector opened within ``T_TOL`` s,
+with the same sequence of states, and nothing more. Also checked: no alert message
+(id, state, t) is published twice; a track crossing the sector boundary keeps its id
+(published in both sectors under one id).
+
+``test_same_alerts_in_process`` checks the design without servers
+(:func:`scale.local.run_local`); ``test_kill_9_worker_mid_scenario`` kills the worker
+owning S01 (where the crossings are) while the scenario is being published (at ``SPEED``
+x its arrival clock): another
+worker takes S01 over (lease expiry, snapshot + stream replay, XAUTOCLAIM).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import msgspec
+import pytest
+
+from benchmarks.servers import MosquittoServer, RedisCluster
+from geo import Site, default_site
+from scale.keys import lease_key
+from scale.local import run_local
+from service.journal import Durable, message_time
+from service.runtime import MemorySink, Pipeline
+from sim_sensors import Scenario, generate, preset
+from tests.conftest import MosquittoFactory, RedisClusterFactory
+
+pytestmark = pytest.mark.broker
+
+ROOT = Path(__file__).parent.parent
+DEADLINE_S = 150.0
+T_TOL = 5.0
+#: publishing speed-up over the scenario's arrival clock (the gateways must keep up: a
+#: gateway that lags by ``d`` wall seconds lags ``d * SPEED`` in the message clock)
+SPEED = 5.0
+REPORT = Path(os.environ.get("LIMES_SCALE_REPORT", "/dev/null"))
+
+# alert summary: (kind, sector, opened t, states in order)
+Summary = tuple[str, str, float, tuple[str, ...]]
+
+
+@pytest.fixture(scope="module")
+def site() -> Site:
+    return default_site()
+
+
+@pytest.fixture(scope="module")
+def scenario(site: Site) -> Scenario:
+    return generate(site, preset("crossing-10min", seed=7, duration_s=240.0))
+
+
+def _summaries(messages: list[tuple[str, bytes, int]]) -> list[Summary]:
+    return _summaries_of([msgspec.json.decode(p) for t, p, _ in messages if _is_alert(t)])
+
+
+def _is_alert(topic: str) -> bool:
+    return topic.startswith("limes/v1/alerts/") and topic.count("/") == 3
+
+
+def _summaries_of(alerts: list[dict[str, Any]]) -> list[Summary]:
+    by_id: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for a in alerts:
+        by_id[a["alert_id"]].append(a)
+    out = []
+    for seq in by_id.values():
+        seq.sort(key=lambda a: a["t"])
+        states: list[str] = []
+        for a in seq:
+            if not states or states[-1] != a["state"]:
+                states.append(a["state"])
+        out.append((seq[0]["kind"], seq[0]["sector"], seq[0]["t"], tuple(states)))
+    return sorted(out, key=lambda s: (s[0], s[1], s[2]))
+
+
+def _match(want: list[Summary], got: list[Summary]) -> tuple[list[Summary], list[Summary]]:
+    """(reference alerts without a scaled twin, scaled alerts without a reference one)."""
+    left = list(got)
+    missing = []
+    for w in want:
+        twin = next(
+            (
+                g
+                for g in left
+                if g[0] == w[0] and g[1] == w[1] and abs(g[2] - w[2]) <= T_TOL and g[3] == w[3]
+            ),
+            None,
+        )
+        if twin is None:
+            missing.append(w)
+        else:
+            left.remove(twin)
+    return missing, left
+
+
+@pytest.fixture(scope="module")
+def reference(site: Site, scenario: Scenario) -> list[Summary]:
+    async def run() -> list[Summary]:
+        sink = MemorySink()
+        pipe = Pipeline(site, sink, started=scenario.messages[0].arrival)
+        d = Durable(pipe, None)
+        for m in scenario.messages:
+            now = message_time(m.payload, d.now)
+            if pipe.core.due(now):
+                await d.step(now)
+            await d.message(m.topic, m.payload, now)
+        return _summaries(sink.messages)
+
+    return asyncio.run(run())
+
+
+def _handed_over(tracks: list[dict[str, Any]]) -> set[str]:
+    """Track ids published in more than one sector."""
+    sectors: dict[str, set[str]] = defaultdict(set)
+    for u in tracks:
+        if u["status"] == "confirmed":
+            sectors[u["track_id"]].add(u["sector"])
+    return {k for k, v in sectors.items() if len(v) > 1}
+
+
+async def test_same_alerts_in_process(
+    site: Site, scenario: Scenario, reference: list[Summary]
+) -> None:
+    run = await run_local(
+        site, [(m.topic, m.payload) for m in scenario.messages],
+        started=scenario.messages[0].arrival,
+    )  # fmt: skip
+    got = _summaries(run.sink.messages)
+    missing, extra = _match(reference, got)
+    assert not missing, f"reference alerts the scaled path did not raise: {missing}"
+    assert not extra, f"scaled alerts not in the reference: {extra}"
+    assert len(reference) >= 4
+    assert {s[1] for s in reference} >= {"S01", "S02"}
+    tracks = [msgspec.json.decode(p) for t, p, _ in run.sink.messages if "/tracks/" in t]
+    assert _handed_over(tracks), "no track kept its id across the S01/S02 boundary"
+    # every track id is namespaced by the sector that first owned it, never reused
+    assert all(u["track_id"][:4] in {f"{s.id}-" for s in site.sectors} for u in tracks)
+
+
+# -- real servers -----------------------------------------------------------------------------
+
+
+class Proc:
+    """A ``limes`` role as a child process (killable)."""
+
+    def __init__(self, args: list[str], log: Path) -> None:
+        self.cmd = [sys.executable, "-m", "service.cli", *args]
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(self.cmd, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+@dataclass
+class Seen:
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    tracks: list[dict[str, Any]] = field(default_factory=list)
+
+
+@contextlib.asynccontextmanager
+async def _observer(broker: MosquittoServer, seen: Seen) -> AsyncIterator[None]:
+    ready = asyncio.Event()
+
+    async def run() -> None:
+        async with aiomqtt.Client(broker.host, broker.port, identifier="scale-observer") as c:
+            await c.subscribe([("limes/v1/alerts/+", 1), ("limes/v1/tracks/+", 0)])
+            ready.set()
+            async for msg in c.messages:
+                a = msgspec.json.decode(bytes(msg.payload))  # type: ignore[arg-type,unused-ignore]
+                (seen.alerts if "/alerts/" in msg.topic.value else seen.tracks).append(a)
+
+    task = asyncio.create_task(run())
+    await asyncio.wait_for(ready.wait(), 10)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def _owners(cluster: RedisCluster, sectors: list[str]) -> dict[str, str]:
+    with cluster.client(decode_responses=True) as r:
+        out = {}
+        for s in sectors:
+            v = r.get(lease_key(s))
+            if v is not None:
+                out[s] = str(v).rsplit(":", 1)[0]
+        return out
+
+
+async def _wait(cond: Any, what: str, procs: list[Proc]) -> None:
+    deadline = time.monotonic() + DEADLINE_S
+    while not cond():
+        for p in procs:
+            assert p.alive(), f"{p.cmd[3]} died:\n{p.text()[-3000:]}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.2)
+
+
+async def test_kill_9_worker_mid_scenario(
+    tmp_path: Path,
+    site: Site,
+    scenario: Scenario,
+    reference: list[Summary],
+    mosquitto_factory: MosquittoFactory,
+    redis_cluster_factory: RedisClusterFactory,
+) -> None:
+    broker = mosquitto_factory(extra_config=("max_queued_messages 0",))
+    cluster = redis_cluster_factory(masters=3)
+    t0 = scenario.messages[0].arrival
+    common = ["--mqtt", broker.url, "--redis", cluster.url, "--redis-cluster",
+              "--started", repr(t0)]  # fmt: skip
+    workers = {
+        f"w{i}": Proc(
+            ["worker", *common, "--worker-id", f"w{i}", "--lease-ms", "4000", "--snapshot-s", "2"],
+            tmp_path / f"w{i}.log",
+        )
+        for i in range(3)
+    }
+    gateways = [
+        Proc(
+            ["gateway", *common, "--client-id", f"gw{i}", "--clock", "message"],
+            tmp_path / f"gw{i}.log",
+        )
+        for i in range(3)
+    ]
+    procs = [*workers.values(), *gateways]
+    sectors = [s.id for s in site.sectors]
+    seen = Seen()
+    for p in procs:
+        p.start()
+    try:
+        # every sector owned, by all three workers
+        await _wait(
+            lambda: (
+                len(set(_owners(cluster, sectors).values())) == 3
+                and len(_owners(cluster, sectors)) == len(sectors)
+            ),
+            "three workers owning every sector",
+            procs,
+        )
+        await _wait(
+            lambda: all("shared subscription" in g.text() for g in gateways), "gateways", procs
+        )
+        async with _observer(broker, seen):
+            victim = _owners(cluster, sectors)["S01"]
+            at = len(scenario.messages) * 2 // 5
+            async with aiomqtt.Client(broker.host, broker.port, identifier="scale-pub") as c:
+                wall0 = time.monotonic()
+                for i, m in enumerate(scenario.messages):
+                    delay = wall0 + (m.arrival - t0) / SPEED - time.monotonic()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    await c.publish(m.topic, m.payload, qos=1, timeout=10)
+                    if i == at:
+                        workers[victim].kill()
+            survivors = [p for k, p in workers.items() if k != victim] + gateways
+            await _wait(
+                lambda: (
+                    victim not in _owners(cluster, sectors).values()
+                    and len(_owners(cluster, sectors)) == len(sectors)
+                ),
+                "the victim's sectors taken over",
+                survivors,
+            )
+            # publish a last beacon-driving message far enough ahead to flush every sector
+            deadline = time.monotonic() + DEADLINE_S
+            got: list[Summary] = []
+            while time.monotonic() < deadline:
+                got = _summaries_of(seen.alerts)
+                missing, extra = _match(reference, got)
+                if not missing and not extra:
+                    break
+                await asyncio.sleep(0.5)
+            await asyncio.sleep(2.0)  # anything published late would show up as a duplicate
+    finally:
+        for p in procs:
+            p.stop()
+    logs = "\n".join(f"--- {p.log.name}\n{p.text()[-1500:]}" for p in procs)
+    got = _summaries_of(seen.alerts)
+    missing, extra = _match(reference, got)
+    assert not missing, f"reference alerts not raised: {missing}\ngot: {got}\n{logs}"
+    assert not extra, f"alerts not in the reference: {extra}\ngot: {got}\n{logs}"
+    msgs = Counter((a["alert_id"], a["state"], a["t"]) for a in seen.alerts)
+    dups = [k for k, n in msgs.items() if n > 1]
+    assert not dups, f"alert messages published twice: {dups}"
+    handed = _handed_over(seen.tracks)
+    assert handed, "no track kept its id across the S01/S02 boundary"
+    taken = workers[next(k for k in workers if k != victim)].text()
+    line = (
+        f"scale kill -9 {victim}: {len(scenario.messages)} messages, {len(got)} alerts "
+        f"({dict(Counter(s[0] for s in got))}), 0 missing, 0 extra, 0 duplicated, "
+        f"{len(handed)} tracks handed over with their id, "
+        f"takeover replayed: {'entries replayed' in taken}\n"
+    )
+    with REPORT.open("a") as f:  # noqa: ASYNC230  (a few bytes at the end of a test)
+        f.write(line)
+    print(line)
