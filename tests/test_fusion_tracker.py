@@ -476,3 +476,29 @@ def test_rewind_into_a_replays_checkpoint_keeps_ids_and_reports_nothing_unpublis
     p_ids = {i for r in got for i, _ in _ids_near(r, 0.0)}
     assert len(p_ids) == 1
     assert p_ids <= ended
+
+
+def test_rewind_state_stays_bounded_by_the_horizon_under_repeated_late_rows() -> None:
+    """Many late rows over a long run: every rewind replays at most the rows of the last
+    ``horizon_s`` (the rewind state is pruned, not kept since the first rewind)."""
+    horizon = 60.0
+    trk = Tracker(TrackerConfig(horizon_s=horizon))
+    n = 400
+    held: dict[int, MeasArray] = {}
+    replayed: list[int] = []
+    for k in range(n):
+        a, b = _two_sensor_rows(k)
+        rows = [a]
+        if k % 7 == 0:
+            held[k + 20] = b  # sensor 1's row of step k arrives 20 s late (rewinds overlap)
+        else:
+            rows.append(b)
+        if k in held:
+            rows.append(held.pop(k))
+        res = trk.step(T0 + k + 0.9, np.concatenate(rows))
+        replayed.append(res.replayed)
+    late_steps = [r for r in replayed if r > 0]
+    assert len(late_steps) >= n // 7 - 2  # the late rows did rewind
+    rows_per_s = 2
+    assert max(replayed[n // 2 :]) <= rows_per_s * (horizon + 10)
+    assert trk.counters.late_dropped == 0
