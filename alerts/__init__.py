@@ -31,7 +31,7 @@ from alerts.model import (
     decode_track,
 )
 from alerts.service import AlertService, Publisher
-from alerts.store import AlertStore, RedisAlertStore
+from alerts.store import AlertStore, RedisAlertStore, StoreWrapper
 from geo.site import AlertSettings
 
 __all__ = [
@@ -60,6 +60,7 @@ __all__ = [
     "RedisAlertStore",
     "StoreError",
     "StoreOp",
+    "StoreWrapper",
     "TaskingOrder",
     "Tick",
     "TrackMerge",

@@ -103,6 +103,44 @@ class AlertStore(Protocol):
         ...
 
 
+class StoreWrapper:
+    """An :class:`AlertStore` around another one (``inner``): every method goes to
+    ``inner``; a wrapper overrides what it changes (usually :meth:`apply`)."""
+
+    def __init__(self, inner: AlertStore) -> None:
+        self.inner = inner
+
+    async def apply(self, ops: Sequence[StoreOp]) -> list[bool]:
+        """See :class:`AlertStore`."""
+        return await self.inner.apply(ops)
+
+    async def get_alert(self, sector: str, alert_id: str) -> dict[str, str] | None:
+        """See :class:`AlertStore`."""
+        return await self.inner.get_alert(sector, alert_id)
+
+    async def audit(self, sector: str) -> list[dict[str, str]]:
+        """See :class:`AlertStore`."""
+        return await self.inner.audit(sector)
+
+    async def open_records(self, sectors: Iterable[str]) -> list[AlertRecord]:
+        """See :class:`AlertStore`."""
+        return await self.inner.open_records(sectors)
+
+    async def patrols(self) -> list[PatrolPosition]:
+        """See :class:`AlertStore`."""
+        return await self.inner.patrols()
+
+    async def nearest_units(
+        self, lat: float, lon: float, radius_m: float, count: int | None = None
+    ) -> list[tuple[str, float]]:
+        """See :class:`AlertStore`."""
+        return await self.inner.nearest_units(lat, lon, radius_m, count)
+
+    async def aclose(self) -> None:
+        """See :class:`AlertStore`."""
+        await self.inner.aclose()
+
+
 # ARGV: rev, is_open ("1"/"0"), alert_id, maxlen, n_fields, field pairs..., audit pairs...
 _WRITE_LUA = """
 local cur = tonumber(redis.call('HGET', KEYS[1], 'rev') or '0')

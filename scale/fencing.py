@@ -11,11 +11,11 @@ share the ``{S}`` hash tag: one Redis Cluster slot, so the check and the write a
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from alerts import AlertStore, RedisAlertStore
-from alerts.model import AlertRecord, AlertWrite, PatrolPosition, StoreOp
+from alerts import RedisAlertStore, StoreWrapper
+from alerts.model import AlertWrite, StoreOp
 from alerts.store import _WRITE_LUA, _patrol_fields, _write_args, patrol_geo_key, patrol_key
 from scale.keys import GROUP, fence_key, lease_key, snapshot_key, stream_key
 
@@ -136,14 +136,14 @@ class Fenced:
         return self._check(res) == 1
 
 
-class FencedStore:
+class FencedStore(StoreWrapper):
     """:class:`AlertStore` of a sector owner: alert writes fenced (:class:`Fenced`),
     patrol writes and reads as :class:`alerts.RedisAlertStore` does."""
 
     def __init__(self, client: Any, fenced: Fenced) -> None:
+        super().__init__(RedisAlertStore(client, owns_client=False))  # reads; closes nothing
         self.client = client
         self.fenced = fenced
-        self.reads: AlertStore = RedisAlertStore(client, owns_client=False)
 
     async def apply(self, ops: Sequence[StoreOp]) -> list[bool]:
         """Apply in order; raises :class:`FencedError` when the token is stale."""
@@ -157,28 +157,3 @@ class FencedStore:
                 await self.client.hset(patrol_key(op.unit), mapping=mapping)
                 out.append(True)
         return out
-
-    async def get_alert(self, sector: str, alert_id: str) -> dict[str, str] | None:
-        """See :class:`AlertStore`."""
-        return await self.reads.get_alert(sector, alert_id)
-
-    async def audit(self, sector: str) -> list[dict[str, str]]:
-        """See :class:`AlertStore`."""
-        return await self.reads.audit(sector)
-
-    async def open_records(self, sectors: Iterable[str]) -> list[AlertRecord]:
-        """See :class:`AlertStore`."""
-        return await self.reads.open_records(sectors)
-
-    async def patrols(self) -> list[PatrolPosition]:
-        """See :class:`AlertStore`."""
-        return await self.reads.patrols()
-
-    async def nearest_units(
-        self, lat: float, lon: float, radius_m: float, count: int | None = None
-    ) -> list[tuple[str, float]]:
-        """See :class:`AlertStore`."""
-        return await self.reads.nearest_units(lat, lon, radius_m, count)
-
-    async def aclose(self) -> None:
-        """The client belongs to the worker."""

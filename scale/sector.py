@@ -42,14 +42,14 @@ alert decided by two workers (a failover replay) is stored and published once.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 import numpy as np
 
-from alerts import AlertStore, Input, Tick, TrackUpdate
-from alerts.model import AlertRecord, AlertWrite, PatrolPosition, StoreOp
+from alerts import AlertStore, Input, StoreWrapper, Tick, TrackUpdate
+from alerts.model import AlertWrite, StoreOp
 from drivers import IngestResult
 from fusion.config import TrackerConfig
 from geo import Site
@@ -67,13 +67,13 @@ CANDIDATE_EARLY_S = 10.0
 GRACE_S = 30.0
 
 
-class SectorStore:
+class SectorStore(StoreWrapper):
     """An :class:`AlertStore` view for one sector: writes of other sectors' alerts are not
     applied (reported as not applied, so they are not published either); patrol positions
     are written only by the ``patrol_writer`` sector (every sector receives them)."""
 
     def __init__(self, inner: AlertStore, sector: str, *, patrol_writer: bool) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.sector = sector
         self.patrol_writer = patrol_writer
 
@@ -90,32 +90,6 @@ class SectorStore:
             for i, ok in zip(mine, res, strict=True):
                 out[i] = ok
         return out
-
-    async def get_alert(self, sector: str, alert_id: str) -> dict[str, str] | None:
-        """See :class:`AlertStore`."""
-        return await self.inner.get_alert(sector, alert_id)
-
-    async def audit(self, sector: str) -> list[dict[str, str]]:
-        """See :class:`AlertStore`."""
-        return await self.inner.audit(sector)
-
-    async def open_records(self, sectors: Iterable[str]) -> list[AlertRecord]:
-        """See :class:`AlertStore`."""
-        return await self.inner.open_records(sectors)
-
-    async def patrols(self) -> list[PatrolPosition]:
-        """See :class:`AlertStore`."""
-        return await self.inner.patrols()
-
-    async def nearest_units(
-        self, lat: float, lon: float, radius_m: float, count: int | None = None
-    ) -> list[tuple[str, float]]:
-        """See :class:`AlertStore`."""
-        return await self.inner.nearest_units(lat, lon, radius_m, count)
-
-    async def aclose(self) -> None:
-        """See :class:`AlertStore`."""
-        await self.inner.aclose()
 
 
 class SectorPipeline(Pipeline):

@@ -44,7 +44,7 @@ import hashlib
 import logging
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -52,8 +52,8 @@ import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from alerts import AlertStore, HealthEvent, StoreError
-from alerts.model import AlertRecord, PatrolPosition, StoreOp
+from alerts import AlertStore, HealthEvent, StoreError, StoreWrapper
+from alerts.model import StoreOp
 from console._actions import ACTION_CODEC, ConsoleAction, Outcome, apply_action
 from service import snapshot
 
@@ -263,7 +263,7 @@ def _s(v: bytes | str) -> str:
 # -- resilient alert store ---------------------------------------------------------------------
 
 
-class ResilientStore:
+class ResilientStore(StoreWrapper):
     """An :class:`AlertStore` that survives its backend going away.
 
     ``apply`` that fails (``StoreError``) buffers the ops (bounded, oldest dropped and
@@ -273,7 +273,7 @@ class ResilientStore:
     """
 
     def __init__(self, inner: AlertStore, *, max_buffered: int = 100_000, retry_s: float = 1.0):
-        self.inner = inner
+        super().__init__(inner)
         self.max_buffered = max_buffered
         self.retry_s = retry_s
         self.buffer: collections.deque[StoreOp] = collections.deque()
@@ -331,32 +331,6 @@ class ResilientStore:
         while len(self.buffer) > self.max_buffered:
             self.buffer.popleft()
             self.dropped += 1
-
-    async def get_alert(self, sector: str, alert_id: str) -> dict[str, str] | None:
-        """See :class:`AlertStore`."""
-        return await self.inner.get_alert(sector, alert_id)
-
-    async def audit(self, sector: str) -> list[dict[str, str]]:
-        """See :class:`AlertStore`."""
-        return await self.inner.audit(sector)
-
-    async def open_records(self, sectors: Iterable[str]) -> list[AlertRecord]:
-        """See :class:`AlertStore`."""
-        return await self.inner.open_records(sectors)
-
-    async def patrols(self) -> list[PatrolPosition]:
-        """See :class:`AlertStore`."""
-        return await self.inner.patrols()
-
-    async def nearest_units(
-        self, lat: float, lon: float, radius_m: float, count: int | None = None
-    ) -> list[tuple[str, float]]:
-        """See :class:`AlertStore`."""
-        return await self.inner.nearest_units(lat, lon, radius_m, count)
-
-    async def aclose(self) -> None:
-        """See :class:`AlertStore`."""
-        await self.inner.aclose()
 
 
 # -- the journaled pipeline ----------------------------------------------------------------------
