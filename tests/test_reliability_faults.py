@@ -145,6 +145,13 @@ class Seen:
     kinds: dict[str, str] = field(default_factory=dict)
     sensors: dict[str, list[str]] = field(default_factory=dict)
 
+    def record(self, payload: bytes) -> None:
+        """One alert message as received on ``limes/v1/alerts/+``."""
+        a = msgspec.json.decode(payload)
+        self.alert_msgs[(a["alert_id"], a["state"], a["t"])] += 1
+        self.kinds[a["alert_id"]] = a["kind"]
+        self.sensors[a["alert_id"]] = a["sensors"]
+
 
 async def _subscribe(broker: MosquittoServer, seen: Seen, ready: asyncio.Event) -> None:
     """Collect alert messages; reconnect (persistent session) across broker restarts."""
@@ -156,10 +163,7 @@ async def _subscribe(broker: MosquittoServer, seen: Seen, ready: asyncio.Event) 
                 await c.subscribe("limes/v1/alerts/+", qos=1)
                 ready.set()
                 async for msg in c.messages:
-                    a = msgspec.json.decode(bytes(msg.payload))  # type: ignore[arg-type,unused-ignore]
-                    seen.alert_msgs[(a["alert_id"], a["state"], a["t"])] += 1
-                    seen.kinds[a["alert_id"]] = a["kind"]
-                    seen.sensors[a["alert_id"]] = a["sensors"]
+                    seen.record(bytes(msg.payload))  # type: ignore[arg-type,unused-ignore]
         except aiomqtt.MqttError:
             await asyncio.sleep(0.2)
 

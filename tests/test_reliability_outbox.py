@@ -163,10 +163,7 @@ async def _observe(broker: MosquittoServer, seen: Seen, ready: asyncio.Event) ->
         await c.subscribe("limes/v1/alerts/+", qos=1)
         ready.set()
         async for msg in c.messages:
-            a = msgspec.json.decode(bytes(msg.payload))  # type: ignore[arg-type,unused-ignore]
-            seen.alert_msgs[(a["alert_id"], a["state"], a["t"])] += 1
-            seen.kinds[a["alert_id"]] = a["kind"]
-            seen.sensors[a["alert_id"]] = a["sensors"]
+            seen.record(bytes(msg.payload))  # type: ignore[arg-type,unused-ignore]
 
 
 @contextlib.asynccontextmanager
