@@ -78,7 +78,8 @@ async def _single(site: Any, messages: list[Any], t0: float) -> float:
     return time.perf_counter() - c0
 
 
-def _owners(cluster: RedisCluster, sectors: list[str]) -> dict[str, str]:
+def lease_owners(cluster: RedisCluster, sectors: list[str]) -> dict[str, str]:
+    """``sector -> worker`` for the sectors whose lease (``worker:token``) is held now."""
     with cluster.client(decode_responses=True) as r:
         out = {}
         for s in sectors:
@@ -123,7 +124,7 @@ def _phase(
     try:
         deadline = time.monotonic() + 300
         while True:
-            own = _owners(cluster, sectors)
+            own = lease_owners(cluster, sectors)
             per = [list(own.values()).count(w) for w in set(own.values())]
             share = -(-len(sectors) // n)
             if len(own) == len(sectors) and len(per) == min(n, len(sectors)) and max(per) <= share:

@@ -36,9 +36,9 @@ import aiomqtt
 import msgspec
 import pytest
 
-from benchmarks.servers import MosquittoServer, RedisCluster
+from benchmarks.scale_bench import lease_owners
+from benchmarks.servers import MosquittoServer
 from geo import Site, default_site
-from scale.keys import lease_key
 from scale.local import run_local
 from service.journal import Durable, message_time
 from service.runtime import MemorySink, Pipeline
@@ -220,16 +220,6 @@ async def _observer(broker: MosquittoServer, seen: Seen) -> AsyncIterator[None]:
             await task
 
 
-def _owners(cluster: RedisCluster, sectors: list[str]) -> dict[str, str]:
-    with cluster.client(decode_responses=True) as r:
-        out = {}
-        for s in sectors:
-            v = r.get(lease_key(s))
-            if v is not None:
-                out[s] = str(v).rsplit(":", 1)[0]
-        return out
-
-
 async def _wait(cond: Any, what: str, procs: list[Proc]) -> None:
     deadline = time.monotonic() + DEADLINE_S
     while not cond():
@@ -275,8 +265,8 @@ async def test_kill_9_worker_mid_scenario(
         # every sector owned, by all three workers
         await _wait(
             lambda: (
-                len(set(_owners(cluster, sectors).values())) == 3
-                and len(_owners(cluster, sectors)) == len(sectors)
+                len(set(lease_owners(cluster, sectors).values())) == 3
+                and len(lease_owners(cluster, sectors)) == len(sectors)
             ),
             "three workers owning every sector",
             procs,
@@ -285,7 +275,7 @@ async def test_kill_9_worker_mid_scenario(
             lambda: all("shared subscription" in g.text() for g in gateways), "gateways", procs
         )
         async with _observer(broker, seen):
-            victim = _owners(cluster, sectors)["S01"]
+            victim = lease_owners(cluster, sectors)["S01"]
             at = len(scenario.messages) * 2 // 5
             async with aiomqtt.Client(broker.host, broker.port, identifier="scale-pub") as c:
                 wall0 = time.monotonic()
@@ -299,8 +289,8 @@ async def test_kill_9_worker_mid_scenario(
             survivors = [p for k, p in workers.items() if k != victim] + gateways
             await _wait(
                 lambda: (
-                    victim not in _owners(cluster, sectors).values()
-                    and len(_owners(cluster, sectors)) == len(sectors)
+                    victim not in lease_owners(cluster, sectors).values()
+                    and len(lease_owners(cluster, sectors)) == len(sectors)
                 ),
                 "the victim's sectors taken over",
                 survivors,
