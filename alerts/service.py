@@ -13,6 +13,12 @@ a decision's QoS 1 messages are staged durably *before* its store writes, and th
 whose write the store refused are unstaged: a crash between the store write and the
 broker's PUBACK cannot lose a message (it is re-sent on start).
 
+With an :attr:`AlertService.staging` store (the scaled service's sector store,
+:class:`scale.fencing.FencedStore`), the messages tied to a write are handed to the store
+with it and staged for a separate publisher role in the same atomic write (stored <=>
+staged, :mod:`scale.publisher`); the service itself then publishes only messages tied to
+no write.
+
 Acks and patrol positions reach it already decoded and validated by the drivers (the
 service's one ingest path, ``drivers.Ingest``), as :class:`drivers.AlertAck` and
 :class:`drivers.PatrolPosition` inputs.
@@ -22,14 +28,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from alerts.cot import alert_event
 from alerts.lifecycle import AlertEngine
-from alerts.model import Decision, Input
+from alerts.model import Decision, Input, StoreOp
 from alerts.store import AlertStore
 
-__all__ = ["AlertService", "Outbox", "Publisher"]
+__all__ = ["AlertService", "Outbox", "Publisher", "StagingStore"]
 
 Publisher = Callable[[str, bytes, int], Awaitable[None]]
 CotSink = Callable[[bytes], Awaitable[None]]
@@ -49,6 +55,18 @@ class Outbox(Protocol):
         ...
 
 
+@runtime_checkable
+class StagingStore(Protocol):
+    """A store that stages the outgoing messages of each write it applies, atomically
+    with the write (a publisher role sends them later)."""
+
+    async def apply_staged(
+        self, ops: Sequence[StoreOp], msgs: Sequence[Sequence[tuple[str, bytes, int]]]
+    ) -> list[bool]:
+        """Apply ``ops`` in order; ``msgs[i]`` is staged iff ``ops[i]`` is applied."""
+        ...
+
+
 class AlertService:
     """Runs an :class:`AlertEngine` against a store and a publisher."""
 
@@ -65,6 +83,7 @@ class AlertService:
         self.publish = publish
         self.cot = cot
         self.outbox: Outbox | None = None
+        self.staging: StagingStore | None = None
         self._lock = asyncio.Lock()
 
     async def restore(self) -> None:
@@ -87,6 +106,9 @@ class AlertService:
             return decision
 
     async def _apply(self, d: Decision) -> None:
+        if self.staging is not None:
+            await self._apply_staged(d, self.staging)
+            return
         durable = [p for p in d.publishes if p.qos >= 1]
         msgs = [(p.topic, p.payload, p.qos) for p in durable]
         ids = await self.outbox.stage(msgs) if self.outbox is not None and msgs else []
@@ -102,6 +124,22 @@ class AlertService:
             if p.requires is not None and not applied[p.requires]:
                 continue
             await self.publish(p.topic, p.payload, p.qos)
+        await self._cot(d)
+
+    async def _apply_staged(self, d: Decision, staging: StagingStore) -> None:
+        """Each write with its messages to the staging store; publish the rest."""
+        per_op: list[list[tuple[str, bytes, int]]] = [[] for _ in d.ops]
+        for p in d.publishes:
+            if p.requires is not None:
+                per_op[p.requires].append((p.topic, p.payload, p.qos))
+        if d.ops:
+            await staging.apply_staged(d.ops, per_op)
+        for p in d.publishes:
+            if p.requires is None:
+                await self.publish(p.topic, p.payload, p.qos)
+        await self._cot(d)
+
+    async def _cot(self, d: Decision) -> None:
         if self.cot is not None:
             stale = self.engine.s.cot_stale_s
             for a in d.alerts:

@@ -11,13 +11,13 @@ share the ``{S}`` hash tag: one Redis Cluster slot, so the check and the write a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from alerts import RedisAlertStore, StoreWrapper
 from alerts.model import AlertWrite, StoreOp
 from alerts.store import _WRITE_LUA, _patrol_fields, _write_args, patrol_geo_key, patrol_key
-from scale.keys import GROUP, fence_key, lease_key, snapshot_key, stream_key
+from scale.keys import GROUP, fence_key, lease_key, outbox_key, snapshot_key, stream_key
 
 
 class FencedError(Exception):
@@ -66,39 +66,71 @@ redis.call('XTRIM', KEYS[3], 'MINID', ARGV[3])
 return 1
 """
 )
-# the alert store's write script behind the fence check: KEYS alert, audit, open, fence;
-# ARGV token, then the store's own arguments (shifted into A)
+# the alert store's write script behind the fence check, staging the write's outgoing
+# messages in the sector outbox in the same script (stored <=> staged): KEYS alert, audit,
+# open, fence, outbox; ARGV token, n messages, (topic, payload, qos) x n, then the store's
+# own arguments (shifted into A)
 _ALERT = (
     _CHECK.format(n=4)
-    + "local A = {}\nfor i = 2, #ARGV do A[#A + 1] = ARGV[i] end\n"
+    + """
+local nm = tonumber(ARGV[2])
+local A = {}
+for i = 3 + 3 * nm, #ARGV do A[#A + 1] = ARGV[i] end
+local function write()
+"""
     + _WRITE_LUA.replace("ARGV", "A")
+    + """
+end
+local r = write()
+if r == 1 then
+  for j = 0, nm - 1 do
+    local b = 3 + 3 * j
+    redis.call('XADD', KEYS[5], '*', 'topic', ARGV[b], 'p', ARGV[b + 1], 'q', ARGV[b + 2],
+               'id', A[3], 'rev', A[1])
+  end
+end
+return r
+"""
 )
+
+Message = tuple[str, bytes, int]
 
 
 class Lease:
-    """Lease scripts bound to one client (plain or cluster)."""
+    """Lease scripts bound to one client (plain or cluster). ``lease_of`` / ``fence_of``
+    name the keys: the workers' (default) or the publishers' (:mod:`scale.publisher`)."""
 
-    def __init__(self, client: Any, worker: str, lease_ms: int) -> None:
+    def __init__(
+        self,
+        client: Any,
+        worker: str,
+        lease_ms: int,
+        *,
+        lease_of: Callable[[str], str] = lease_key,
+        fence_of: Callable[[str], str] = fence_key,
+    ) -> None:
         self.client = client
         self.worker = worker
         self.lease_ms = lease_ms
+        self.lease_of = lease_of
+        self.fence_of = fence_of
         self._acquire = client.register_script(_ACQUIRE)
         self._renew = client.register_script(_RENEW)
         self._release = client.register_script(_RELEASE)
 
     async def acquire(self, sector: str) -> int:
         """A new fencing token if the sector was free, else 0."""
-        keys = [lease_key(sector), fence_key(sector)]
+        keys = [self.lease_of(sector), self.fence_of(sector)]
         return int(await self._acquire(keys=keys, args=[self.worker, self.lease_ms]))
 
     async def renew(self, sector: str, token: int) -> bool:
         """Extend the lease; False when it is no longer ours."""
         val = f"{self.worker}:{token}"
-        return bool(await self._renew(keys=[lease_key(sector)], args=[val, self.lease_ms]))
+        return bool(await self._renew(keys=[self.lease_of(sector)], args=[val, self.lease_ms]))
 
     async def release(self, sector: str, token: int) -> None:
         """Give the lease up (only if still ours)."""
-        await self._release(keys=[lease_key(sector)], args=[f"{self.worker}:{token}"])
+        await self._release(keys=[self.lease_of(sector)], args=[f"{self.worker}:{token}"])
 
 
 class Fenced:
@@ -129,16 +161,26 @@ class Fenced:
         keys = [fence_key(self.sector), snapshot_key(self.sector), stream_key(self.sector)]
         self._check(await self._snap(keys=keys, args=[self.token, data, position]))
 
-    async def alert(self, op: AlertWrite) -> bool:
-        """The alert store's idempotent write (by ``rev``), behind the fence."""
+    async def alert(self, op: AlertWrite, msgs: Sequence[Message] = ()) -> bool:
+        """The alert store's idempotent write (by ``rev``), behind the fence; when it is
+        applied, ``msgs`` (the messages that go out with it) are appended to the sector
+        outbox ``limes:{S}:out`` by the same script: stored <=> staged."""
         keys, args = _write_args(op)
-        res = await self._alert(keys=[*keys, fence_key(self.sector)], args=[self.token, *args])
+        staged: list[Any] = [len(msgs)]
+        for topic, payload, qos in msgs:
+            staged += [topic, payload, qos]
+        res = await self._alert(
+            keys=[*keys, fence_key(self.sector), outbox_key(self.sector)],
+            args=[self.token, *staged, *args],
+        )
         return self._check(res) == 1
 
 
 class FencedStore(StoreWrapper):
     """:class:`AlertStore` of a sector owner: alert writes fenced (:class:`Fenced`),
-    patrol writes and reads as :class:`alerts.RedisAlertStore` does."""
+    patrol writes and reads as :class:`alerts.RedisAlertStore` does. A
+    :class:`alerts.service.StagingStore`: :meth:`apply_staged` stages each applied alert
+    write's messages in the sector outbox atomically with the write."""
 
     def __init__(self, client: Any, fenced: Fenced) -> None:
         super().__init__(RedisAlertStore(client, owns_client=False))  # reads; closes nothing
@@ -146,11 +188,19 @@ class FencedStore(StoreWrapper):
         self.fenced = fenced
 
     async def apply(self, ops: Sequence[StoreOp]) -> list[bool]:
-        """Apply in order; raises :class:`FencedError` when the token is stale."""
+        """Apply in order, staging nothing; raises :class:`FencedError` when the token is
+        stale."""
+        return await self.apply_staged(ops, [() for _ in ops])
+
+    async def apply_staged(
+        self, ops: Sequence[StoreOp], msgs: Sequence[Sequence[Message]]
+    ) -> list[bool]:
+        """Apply in order; ``msgs[i]`` is staged in the outbox iff ``ops[i]`` is applied
+        (one script per alert write). Raises :class:`FencedError` when the token is stale."""
         out: list[bool] = []
-        for op in ops:
+        for op, m in zip(ops, msgs, strict=True):
             if isinstance(op, AlertWrite):
-                out.append(await self.fenced.alert(op))
+                out.append(await self.fenced.alert(op, m))
             else:
                 await self.client.geoadd(patrol_geo_key(), (op.lon, op.lat, op.unit))
                 mapping: dict[Any, Any] = _patrol_fields(op)

@@ -50,6 +50,7 @@ import numpy as np
 
 from alerts import AlertStore, Input, StoreWrapper, Tick, TrackUpdate
 from alerts.model import AlertWrite, StoreOp
+from alerts.service import StagingStore
 from drivers import IngestResult
 from fusion.config import TrackerConfig
 from geo import Site
@@ -77,16 +78,34 @@ class SectorStore(StoreWrapper):
         self.sector = sector
         self.patrol_writer = patrol_writer
 
-    async def apply(self, ops: Sequence[StoreOp]) -> list[bool]:
-        """Apply this sector's ops (in order); the others are reported as not applied."""
-        mine = [
+    def _mine(self, ops: Sequence[StoreOp]) -> list[int]:
+        return [
             i
             for i, op in enumerate(ops)
             if (op.sector == self.sector if isinstance(op, AlertWrite) else self.patrol_writer)
         ]
+
+    async def apply(self, ops: Sequence[StoreOp]) -> list[bool]:
+        """Apply this sector's ops (in order); the others are reported as not applied."""
+        mine = self._mine(ops)
         out = [not isinstance(op, AlertWrite) for op in ops]
         if mine:
             res = await self.inner.apply([ops[i] for i in mine])
+            for i, ok in zip(mine, res, strict=True):
+                out[i] = ok
+        return out
+
+    async def apply_staged(
+        self, ops: Sequence[StoreOp], msgs: Sequence[Sequence[tuple[str, bytes, int]]]
+    ) -> list[bool]:
+        """:meth:`apply` with each op's messages staged by the inner
+        :class:`alerts.service.StagingStore` (other sectors' writes: neither)."""
+        inner = self.inner
+        assert isinstance(inner, StagingStore)
+        mine = self._mine(ops)
+        out = [not isinstance(op, AlertWrite) for op in ops]
+        if mine:
+            res = await inner.apply_staged([ops[i] for i in mine], [msgs[i] for i in mine])
             for i, ok in zip(mine, res, strict=True):
                 out[i] = ok
         return out
@@ -95,7 +114,12 @@ class SectorStore(StoreWrapper):
 class SectorPipeline(Pipeline):
     """The pipeline of one sector (see the module doc). ``handovers`` collects, per step,
     ``(neighbour sector, record fields)`` for the owned tracks within ``margin`` of a
-    boundary; the worker appends them to the neighbour's stream."""
+    boundary; the worker appends them to the neighbour's stream.
+
+    With a ``store`` that stages messages (:class:`alerts.service.StagingStore`: the
+    worker's fenced store), the alert, tasking and CCP messages go into the sector outbox
+    atomically with their write and the publishers send them (:mod:`scale.publisher`);
+    otherwise (in process, :mod:`scale.local`) the pipeline publishes them itself."""
 
     def __init__(
         self,
@@ -120,6 +144,9 @@ class SectorPipeline(Pipeline):
             tracker_config=tracker_config,
             step_s=step_s,
         )
+        if isinstance(store, StagingStore):
+            assert isinstance(self.store, SectorStore)
+            self.alerts.staging = self.store
         self.sector = sector
         self.router = router
         self.index = router.ids.index(sector)

@@ -1,6 +1,6 @@
 """Fusion workers: own sectors by lease, consume their streams, snapshot, take over.
 
-One worker process runs one asyncio task per owned sector (:meth:`Worker._sector`):
+One worker process runs one asyncio task per owned sector (:meth:`Worker.run_sector`):
 
 1. **take over**: load the sector snapshot (``limes:{S}:snap``: the pipeline state and
    the stream id it includes, :mod:`service.snapshot`), replay the stream entries after
@@ -13,12 +13,14 @@ One worker process runs one asyncio task per owned sector (:meth:`Worker._sector
    step's handover candidates to the neighbours' streams;
 3. every ``snapshot_s``: snapshot + ``XTRIM MINID`` in one fenced script.
 
-The membership loop (:meth:`Worker._membership`) renews the leases every ``lease_ms / 3``
-and keeps a fair share: ``ceil(sectors / live workers)`` (live workers: a ZSET of
-expiry times). Below its share a worker acquires free sectors; above it, it snapshots
-and releases one (so a late starter gets work). A worker whose renewal did not succeed
-for ``0.8 lease_ms`` stops the sector before the lease can expire and pass to another
-owner; a stale write is refused by the fencing token anyway.
+Sector ownership (leases, fair share, hand-back) is :class:`scale.membership.SectorOwner`'s
+(shared with the alert publishers). A worker whose renewal did not succeed for
+``0.8 lease_ms`` stops the sector before the lease can expire and pass to another owner;
+a stale write is refused by the fencing token anyway.
+
+Alert, tasking and CCP messages are not published by the worker: the fenced alert write
+stages them in the sector outbox ``limes:{S}:out`` in the same script, and the publishers
+(:mod:`scale.publisher`) send them. Track updates (QoS 0) are published by the worker.
 """
 
 from __future__ import annotations
@@ -26,10 +28,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import hashlib
 import json
 import logging
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +40,7 @@ from geo import Site
 from scale.fencing import Fenced, FencedError, FencedStore, Lease
 from scale.gateway import ensure_groups, redis_client
 from scale.keys import GROUP, WORKERS, snapshot_key, stream_key
+from scale.membership import SectorOwner
 from scale.routing import Router
 from scale.sector import SectorDurable, SectorPipeline
 from service import snapshot
@@ -47,9 +48,6 @@ from service.live import MqttSink
 
 log = logging.getLogger("limes.scale.worker")
 
-#: a sector stops (before its lease can expire) when no renewal succeeded for this
-#: fraction of the lease; renewals run every third of it
-HOLD_FRACTION = 0.8
 #: records applied between two yields to the event loop (lease renewals must not starve)
 YIELD_EVERY = 20
 MAX_LATENCY_SAMPLES = 500_000
@@ -74,19 +72,10 @@ class WorkerSettings:
 
 
 @dataclass
-class _Owned:
-    token: int
-    task: asyncio.Task[None]
-    renewed: float  # monotonic time of the last successful renewal (or acquisition)
-    stopping: bool = False
-
-
-@dataclass
 class WorkerCounters:
     """What a worker did (logged at the end, and by the benchmark)."""
 
     records: int = 0
-    acquired: int = 0
     released: int = 0
     replayed: int = 0
     claimed: int = 0
@@ -96,23 +85,20 @@ class WorkerCounters:
     latency_s: list[float] = field(default_factory=list)
 
 
-class Worker:
+class Worker(SectorOwner):
     """One fusion worker (see the module doc)."""
 
+    role = "worker"
+
     def __init__(self, site: Site, settings: WorkerSettings) -> None:
+        router = Router(site, settings.margin_m)
+        super().__init__(router.ids, settings.worker_id, settings.lease_ms, WORKERS)
+        self.settle_s = settings.settle_s
         self.site = site
         self.s = settings
-        self.router = Router(site, settings.margin_m)
-        self.client: Any = None
-        self.lease: Lease | None = None
+        self.router = router
         self.sink = MqttSink()
-        self.owned: dict[str, _Owned] = {}
         self.counters = WorkerCounters()
-        self.stop = asyncio.Event()
-        # sectors tried first: a per-worker rotation, so workers start on different ones
-        h = int(hashlib.blake2b(settings.worker_id.encode(), digest_size=4).hexdigest(), 16)
-        n = len(self.router.ids)
-        self.order = [self.router.ids[(h + i) % n] for i in range(n)]
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set; then snapshot and release every owned sector."""
@@ -135,68 +121,16 @@ class Worker:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(driver.wait_connected(), 10)
                 log.info("worker %s connected", self.s.worker_id)
-                await self._membership()
+                await self.membership()
         finally:
-            await self._release_all()
+            await self.release_all()
             await self.client.aclose()
             log.info("worker stopped: stats %s", json.dumps(self.stats()))
 
-    # -- membership and leases --------------------------------------------------------------
-
-    async def _membership(self) -> None:
-        assert self.lease is not None
-        period = self.s.lease_ms / 3000.0
-        settle_until = time.monotonic() + self.s.settle_s
-        while not self.stop.is_set():
-            now_ms = int(time.time() * 1000)
-            await self.client.zadd(WORKERS, {self.s.worker_id: now_ms + self.s.lease_ms})
-            await self.client.zremrangebyscore(WORKERS, "-inf", now_ms)
-            live = max(1, int(await self.client.zcard(WORKERS)))
-            share = math.ceil(len(self.router.ids) / live)
-            for sector, o in list(self.owned.items()):
-                if o.task.done():
-                    self.owned.pop(sector, None)
-                    continue
-                if await self.lease.renew(sector, o.token):
-                    o.renewed = time.monotonic()
-                else:
-                    log.warning("worker %s lost the lease of %s", self.s.worker_id, sector)
-                    o.task.cancel()
-            if time.monotonic() >= settle_until:
-                active = [s for s, o in self.owned.items() if not o.stopping]
-                if len(active) < share:
-                    for sector in self.order:
-                        if sector in self.owned or len(self.owned) >= share:
-                            continue
-                        token = await self.lease.acquire(sector)
-                        if token:
-                            self._start(sector, token)
-                elif len(active) > share:
-                    self.owned[active[-1]].stopping = True  # the task snapshots and releases
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stop.wait(), period)
-
-    def _start(self, sector: str, token: int) -> None:
-        task = asyncio.create_task(self._sector(sector, token), name=f"scale.sector[{sector}]")
-        self.owned[sector] = _Owned(token, task, time.monotonic())
-        self.counters.acquired += 1
-        log.info("worker %s owns %s (token %d)", self.s.worker_id, sector, token)
-
-    async def _release_all(self) -> None:
-        for o in self.owned.values():
-            o.stopping = True
-        for o in list(self.owned.values()):
-            with contextlib.suppress(Exception, asyncio.CancelledError):
-                await asyncio.wait_for(o.task, 10)
-
     # -- one sector ----------------------------------------------------------------------------
 
-    def _holds(self, sector: str) -> bool:
-        o = self.owned.get(sector)
-        limit = self.s.lease_ms * HOLD_FRACTION / 1000
-        return o is not None and time.monotonic() - o.renewed < limit
-
-    async def _sector(self, sector: str, token: int) -> None:
+    async def run_sector(self, sector: str, token: int) -> None:
+        """Fuse one owned sector until it is left (see the module doc)."""
         try:
             await self._run_sector(sector, token)
         except FencedError:
@@ -256,10 +190,7 @@ class Worker:
         log.info("%s: restored (snapshot %s), %d entries replayed, position %s",
                  sector, data is not None, replayed, position)  # fmt: skip
         next_snapshot = time.monotonic() + self.s.snapshot_s
-        while True:
-            o = self.owned.get(sector)
-            if o is None or o.stopping or not self._holds(sector):
-                break
+        while not self.leaving(sector):
             resp: Any = await c.xreadgroup(
                 GROUP, self.s.worker_id, {stream: ">"}, count=self.s.read_count, block=100
             )
@@ -281,7 +212,7 @@ class Worker:
                 next_snapshot = time.monotonic() + self.s.snapshot_s
         # leaving: snapshot (if still ours) so the next owner replays little, then release
         o = self.owned.get(sector)
-        if o is not None and o.stopping and self._holds(sector):
+        if o is not None and o.stopping and self.holds(sector):
             await self._snapshot(d, fenced, position)
             assert self.lease is not None
             await self.lease.release(sector, token)
@@ -304,7 +235,7 @@ class Worker:
             return round(1000 * lat[min(len(lat) - 1, int(q * len(lat)))], 1) if lat else None
 
         return {
-            "worker": self.s.worker_id, "records": c.records, "acquired": c.acquired,
+            "worker": self.s.worker_id, "records": c.records, "acquired": self.acquired,
             "released": c.released, "replayed": c.replayed, "claimed": c.claimed,
             "snapshots": c.snapshots, "snapshot_bytes": c.snapshot_bytes,
             "latency_ms": {"p50": pct(0.5), "p95": pct(0.95), "p99": pct(0.99)},

@@ -156,7 +156,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _scale_common(args: argparse.Namespace) -> tuple[Site, MqttSettings, str, float]:
-    """Logging, site, MQTT settings, Redis URL and start time of a scale-out role."""
+    """Logging, site, MQTT settings, Redis URL and start time of a scale-out role (the
+    publisher has no ``--started``: now)."""
     import time
 
     logging.basicConfig(
@@ -166,7 +167,8 @@ def _scale_common(args: argparse.Namespace) -> tuple[Site, MqttSettings, str, fl
     redis_url = args.redis or _secret("LIMES_REDIS_URL")
     if not redis_url:
         raise SystemExit("--redis (or $LIMES_REDIS_URL) is required for the scale-out roles")
-    started = args.started if args.started is not None else time.time()
+    started = getattr(args, "started", None)
+    started = started if started is not None else time.time()
     return _load(args.site), mqtt_settings(args), redis_url, started
 
 
@@ -218,6 +220,29 @@ def _worker(args: argparse.Namespace) -> int:
 
     async def main() -> None:
         await Worker(site, settings).run(_signal_event())
+
+    asyncio.run(main())
+    return 0
+
+
+def _publisher(args: argparse.Namespace) -> int:
+    import asyncio
+    import socket
+
+    from scale.publisher import AlertPublisher, PublisherSettings
+    from service.live import _signal_event
+
+    site, mqtt, redis_url, _ = _scale_common(args)
+    settings = PublisherSettings(
+        mqtt=mqtt,
+        redis_url=redis_url,
+        publisher_id=args.publisher_id or f"{socket.gethostname()}-{os.getpid()}",
+        cluster=args.redis_cluster,
+        lease_ms=args.lease_ms,
+    )
+
+    async def main() -> None:
+        await AlertPublisher(site, settings).run(_signal_event())
 
     asyncio.run(main())
     return 0
@@ -333,6 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in (
         ("gateway", "scale-out ingest gateway: MQTT shared subscription -> sector streams"),
         ("worker", "scale-out fusion worker: owns sectors by lease (docs/scaling.md)"),
+        ("publisher", "scale-out alert publisher: sector outboxes -> MQTT (docs/scaling.md)"),
     ):
         role = sub.add_parser(name, help=text)
         role.add_argument("--site", type=Path, default=None, help="site TOML (default: ro-rs)")
@@ -347,13 +373,17 @@ def build_parser() -> argparse.ArgumentParser:
         role.add_argument(
             "--client-id", default=f"limes-{name}", help="MQTT client id (unique per process)"
         )
+        role.add_argument("--log-level", default="info")
+        role.set_defaults(handler={"gateway": _gateway, "worker": _worker}.get(name, _publisher))
+        if name == "publisher":
+            role.add_argument("--publisher-id", default=None, help="default: host-pid")
+            role.add_argument("--lease-ms", type=int, default=10_000, help="outbox lease (ms)")
+            continue
         role.add_argument(
             "--margin-m", type=float, default=1500.0, help="sector overlap margin (m)"
         )
         role.add_argument("--step-s", type=float, default=0.5, help="step / beacon period (s)")
         role.add_argument("--started", type=float, default=None, help="service start (epoch s)")
-        role.add_argument("--log-level", default="info")
-        role.set_defaults(handler=_gateway if name == "gateway" else _worker)
         if name == "gateway":
             role.add_argument(
                 "--clock",
