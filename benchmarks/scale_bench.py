@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -78,12 +79,16 @@ async def _single(site: Any, messages: list[Any], t0: float) -> float:
     return time.perf_counter() - c0
 
 
-def lease_owners(cluster: RedisCluster, sectors: list[str]) -> dict[str, str]:
-    """``sector -> worker`` for the sectors whose lease (``worker:token``) is held now."""
+def lease_owners(
+    cluster: RedisCluster, sectors: list[str], key: Callable[[str], str] = lease_key
+) -> dict[str, str]:
+    """``sector -> owner`` for the sectors whose lease (``owner:token``, key ``key(sector)``:
+    the workers' by default, :func:`scale.keys.pub_lease_key` for the publishers') is
+    held now."""
     with cluster.client(decode_responses=True) as r:
         out = {}
         for s in sectors:
-            v = r.get(lease_key(s))
+            v = r.get(key(s))
             if v is not None:
                 out[s] = str(v).rsplit(":", 1)[0]
         return out

@@ -1,6 +1,7 @@
-"""The scaled service end to end on real servers: 3 gateways + 3 fusion workers
-(subprocesses: ``limes gateway`` / ``limes worker``) + a 3-master Redis Cluster +
-Mosquitto, on a scenario whose intrusions straddle the S01/S02 boundary (km 24-32).
+"""The scaled service end to end on real servers: 3 gateways + 3 fusion workers + 2 alert
+publishers (subprocesses: ``limes gateway`` / ``limes worker`` / ``limes publisher``) + a
+3-master Redis Cluster + Mosquitto, on a scenario whose intrusions straddle the S01/S02
+boundary (km 24-32).
 
 Reference: the single-process service (``Pipeline`` + ``Durable``, message clock) fed the
 same messages in process. Alerts are compared by what they are, not by id (track ids are
@@ -11,10 +12,21 @@ with the same sequence of states, and nothing more. Also checked: no alert messa
 (published in both sectors under one id).
 
 ``test_same_alerts_in_process`` checks the design without servers
-(:func:`scale.local.run_local`); ``test_kill_9_worker_mid_scenario`` kills the worker
-owning S01 (where the crossings are) while the scenario is being published (at ``SPEED``
-x its arrival clock): another
-worker takes S01 over (lease expiry, snapshot + stream replay, XAUTOCLAIM).
+(:func:`scale.local.run_local`). ``test_kill_9_worker_publisher_gateway_mid_scenario``
+publishes the scenario (at ``SPEED`` x its arrival clock) and, while it runs:
+
+* at 30 % kills -9 the worker owning S01 (where the crossings are) *before any publisher
+  has started*: its alerts are stored and staged in the S01 outbox, none has been
+  published (checked), so every one of them is in the window where a worker that
+  published its own alerts would have lost them; then starts the two publishers, and
+  another worker takes S01 over (lease expiry, snapshot + stream replay, XAUTOCLAIM);
+* at 45 % kills -9 the publisher owning the S01 outbox (the other takes it over);
+* at 60 % kills -9 a gateway and restarts it (same MQTT client id: its session resumes).
+
+Then every reference alert (and CCP request) must arrive once, nothing more, and every
+outbox must be empty. Delivery is at least once: a publisher killed between a PUBACK and
+its XACK (one round trip, well under a millisecond per message on loopback) would send
+that message twice, which the test would report.
 """
 
 from __future__ import annotations
@@ -36,9 +48,11 @@ import aiomqtt
 import msgspec
 import pytest
 
+from alerts.lifecycle import CCP_TOPIC
 from benchmarks.scale_bench import lease_owners
-from benchmarks.servers import MosquittoServer
+from benchmarks.servers import MosquittoServer, RedisCluster
 from geo import Site, default_site
+from scale.keys import outbox_key, pub_lease_key
 from scale.local import run_local
 from service.journal import Durable, message_time
 from service.runtime import MemorySink, Pipeline
@@ -112,9 +126,17 @@ def _match(want: list[Summary], got: list[Summary]) -> tuple[list[Summary], list
     return missing, left
 
 
+@dataclass
+class Reference:
+    """What the single process publishes: alert summaries and CCP requests."""
+
+    alerts: list[Summary]
+    ccp: list[dict[str, Any]]
+
+
 @pytest.fixture(scope="module")
-def reference(site: Site, scenario: Scenario) -> list[Summary]:
-    async def run() -> list[Summary]:
+def reference(site: Site, scenario: Scenario) -> Reference:
+    async def run() -> Reference:
         sink = MemorySink()
         pipe = Pipeline(site, sink, started=scenario.messages[0].arrival)
         d = Durable(pipe, None)
@@ -123,7 +145,8 @@ def reference(site: Site, scenario: Scenario) -> list[Summary]:
             if pipe.core.due(now):
                 await d.step(now)
             await d.message(m.topic, m.payload, now)
-        return _summaries(sink.messages)
+        ccp = [msgspec.json.decode(p) for t, p, _ in sink.messages if t == CCP_TOPIC]
+        return Reference(_summaries(sink.messages), ccp)
 
     return asyncio.run(run())
 
@@ -137,19 +160,17 @@ def _handed_over(tracks: list[dict[str, Any]]) -> set[str]:
     return {k for k, v in sectors.items() if len(v) > 1}
 
 
-async def test_same_alerts_in_process(
-    site: Site, scenario: Scenario, reference: list[Summary]
-) -> None:
+async def test_same_alerts_in_process(site: Site, scenario: Scenario, reference: Reference) -> None:
     run = await run_local(
         site, [(m.topic, m.payload) for m in scenario.messages],
         started=scenario.messages[0].arrival,
     )  # fmt: skip
     got = _summaries(run.sink.messages)
-    missing, extra = _match(reference, got)
+    missing, extra = _match(reference.alerts, got)
     assert not missing, f"reference alerts the scaled path did not raise: {missing}"
     assert not extra, f"scaled alerts not in the reference: {extra}"
-    assert len(reference) >= 4
-    assert {s[1] for s in reference} >= {"S01", "S02"}
+    assert len(reference.alerts) >= 4
+    assert {s[1] for s in reference.alerts} >= {"S01", "S02"}
     tracks = [msgspec.json.decode(p) for t, p, _ in run.sink.messages if "/tracks/" in t]
     assert _handed_over(tracks), "no track kept its id across the S01/S02 boundary"
     # every track id is namespaced by the sector that first owned it, never reused
@@ -196,6 +217,7 @@ class Proc:
 class Seen:
     alerts: list[dict[str, Any]] = field(default_factory=list)
     tracks: list[dict[str, Any]] = field(default_factory=list)
+    ccp: list[dict[str, Any]] = field(default_factory=list)
 
 
 @contextlib.asynccontextmanager
@@ -204,11 +226,13 @@ async def _observer(broker: MosquittoServer, seen: Seen) -> AsyncIterator[None]:
 
     async def run() -> None:
         async with aiomqtt.Client(broker.host, broker.port, identifier="scale-observer") as c:
-            await c.subscribe([("limes/v1/alerts/+", 1), ("limes/v1/tracks/+", 0)])
+            await c.subscribe([("limes/v1/alerts/+", 1), ("limes/v1/tracks/+", 0), (CCP_TOPIC, 1)])
             ready.set()
             async for msg in c.messages:
                 a = msgspec.json.decode(bytes(msg.payload))  # type: ignore[arg-type,unused-ignore]
-                (seen.alerts if "/alerts/" in msg.topic.value else seen.tracks).append(a)
+                topic = msg.topic.value
+                kind = "alerts" if "/alerts/" in topic else "tracks"
+                getattr(seen, "ccp" if topic == CCP_TOPIC else kind).append(a)
 
     task = asyncio.create_task(run())
     await asyncio.wait_for(ready.wait(), 10)
@@ -229,38 +253,48 @@ async def _wait(cond: Any, what: str, procs: list[Proc]) -> None:
         await asyncio.sleep(0.2)
 
 
-async def test_kill_9_worker_mid_scenario(
+def _outbox_len(cluster: RedisCluster, sector: str) -> int:
+    with cluster.client() as r:
+        return int(r.xlen(outbox_key(sector)))
+
+
+async def test_kill_9_worker_publisher_gateway_mid_scenario(
     tmp_path: Path,
     site: Site,
     scenario: Scenario,
-    reference: list[Summary],
+    reference: Reference,
     mosquitto_factory: MosquittoFactory,
     redis_cluster_factory: RedisClusterFactory,
 ) -> None:
     broker = mosquitto_factory(extra_config=("max_queued_messages 0",))
     cluster = redis_cluster_factory(masters=3)
     t0 = scenario.messages[0].arrival
-    common = ["--mqtt", broker.url, "--redis", cluster.url, "--redis-cluster",
-              "--started", repr(t0)]  # fmt: skip
+    common = ["--mqtt", broker.url, "--redis", cluster.url, "--redis-cluster"]
+    role = [*common, "--started", repr(t0)]
+    worker = ["worker", *role, "--lease-ms", "4000", "--snapshot-s", "2"]
     workers = {
-        f"w{i}": Proc(
-            ["worker", *common, "--worker-id", f"w{i}", "--lease-ms", "4000", "--snapshot-s", "2"],
-            tmp_path / f"w{i}.log",
-        )
-        for i in range(3)
+        f"w{i}": Proc([*worker, "--worker-id", f"w{i}"], tmp_path / f"w{i}.log") for i in range(3)
     }
+    gateway = ["gateway", *role, "--clock", "message"]
     gateways = [
-        Proc(
-            ["gateway", *common, "--client-id", f"gw{i}", "--clock", "message"],
-            tmp_path / f"gw{i}.log",
-        )
-        for i in range(3)
+        Proc([*gateway, "--client-id", f"gw{i}"], tmp_path / f"gw{i}.log") for i in range(3)
     ]
+    publishers = {
+        f"p{i}": Proc(
+            ["publisher", *common, "--publisher-id", f"p{i}", "--lease-ms", "3000"],
+            tmp_path / f"p{i}.log",
+        )
+        for i in range(2)
+    }
     procs = [*workers.values(), *gateways]
     sectors = [s.id for s in site.sectors]
     seen = Seen()
     for p in procs:
         p.start()
+    n = len(scenario.messages)
+    kill_worker_at, kill_publisher_at, kill_gateway_at = n * 3 // 10, n * 9 // 20, n * 3 // 5
+    staged_before_publishers = 0
+    published_before_publishers = -1
     try:
         # every sector owned, by all three workers
         await _wait(
@@ -276,7 +310,7 @@ async def test_kill_9_worker_mid_scenario(
         )
         async with _observer(broker, seen):
             victim = lease_owners(cluster, sectors)["S01"]
-            at = len(scenario.messages) * 2 // 5
+            pub_victim = ""
             async with aiomqtt.Client(broker.host, broker.port, identifier="scale-pub") as c:
                 wall0 = time.monotonic()
                 for i, m in enumerate(scenario.messages):
@@ -284,45 +318,70 @@ async def test_kill_9_worker_mid_scenario(
                     if delay > 0:
                         await asyncio.sleep(delay)
                     await c.publish(m.topic, m.payload, qos=1, timeout=10)
-                    if i == at:
+                    if i == kill_worker_at:
+                        # no publisher yet: the victim's alerts are stored and staged, and
+                        # none is published; it dies with them unpublished
                         workers[victim].kill()
-            survivors = [p for k, p in workers.items() if k != victim] + gateways
+                        staged_before_publishers = _outbox_len(cluster, "S01")
+                        published_before_publishers = len(seen.alerts) + len(seen.ccp)
+                        for p in publishers.values():
+                            p.start()
+                        procs += publishers.values()
+                    elif i == kill_publisher_at:
+                        owners = lease_owners(cluster, sectors, pub_lease_key)
+                        pub_victim = owners.get("S01", "p0")
+                        publishers[pub_victim].kill()
+                    elif i == kill_gateway_at:
+                        gateways[1].kill()
+                        gateways[1].start()  # same client id: its MQTT session resumes
+            alive = [p for p in procs if p.alive()]
+            survivor = next(k for k in publishers if k != pub_victim)
             await _wait(
                 lambda: (
                     victim not in lease_owners(cluster, sectors).values()
                     and len(lease_owners(cluster, sectors)) == len(sectors)
+                    and set(lease_owners(cluster, sectors, pub_lease_key).values()) == {survivor}
+                    and len(lease_owners(cluster, sectors, pub_lease_key)) == len(sectors)
                 ),
-                "the victim's sectors taken over",
-                survivors,
+                "the victims' sectors and outboxes taken over",
+                alive,
             )
-            # publish a last beacon-driving message far enough ahead to flush every sector
             deadline = time.monotonic() + DEADLINE_S
             got: list[Summary] = []
             while time.monotonic() < deadline:
                 got = _summaries_of(seen.alerts)
-                missing, extra = _match(reference, got)
-                if not missing and not extra:
+                missing, extra = _match(reference.alerts, got)
+                if not missing and not extra and len(seen.ccp) >= len(reference.ccp):
                     break
                 await asyncio.sleep(0.5)
             await asyncio.sleep(2.0)  # anything published late would show up as a duplicate
+            left = {s: _outbox_len(cluster, s) for s in sectors}
     finally:
         for p in procs:
             p.stop()
     logs = "\n".join(f"--- {p.log.name}\n{p.text()[-1500:]}" for p in procs)
+    assert staged_before_publishers >= 1, "the killed worker had staged no S01 alert"
+    assert published_before_publishers == 0, "alert messages published without a publisher"
     got = _summaries_of(seen.alerts)
-    missing, extra = _match(reference, got)
+    missing, extra = _match(reference.alerts, got)
     assert not missing, f"reference alerts not raised: {missing}\ngot: {got}\n{logs}"
     assert not extra, f"alerts not in the reference: {extra}\ngot: {got}\n{logs}"
     msgs = Counter((a["alert_id"], a["state"], a["t"]) for a in seen.alerts)
     dups = [k for k, n in msgs.items() if n > 1]
     assert not dups, f"alert messages published twice: {dups}"
+    ccp = Counter(r["request_id"] for r in seen.ccp)
+    assert len(ccp) == len(reference.ccp), (ccp, reference.ccp)
+    assert all(v == 1 for v in ccp.values()), f"CCP requests published twice: {ccp}"
+    assert not any(left.values()), f"outbox entries never sent: {left}"
     handed = _handed_over(seen.tracks)
     assert handed, "no track kept its id across the S01/S02 boundary"
     taken = workers[next(k for k in workers if k != victim)].text()
     line = (
-        f"scale kill -9 {victim}: {len(scenario.messages)} messages, {len(got)} alerts "
-        f"({dict(Counter(s[0] for s in got))}), 0 missing, 0 extra, 0 duplicated, "
-        f"{len(handed)} tracks handed over with their id, "
+        f"scale kill -9 worker {victim} (before any publisher ran: {staged_before_publishers} "
+        f"S01 messages staged), publisher {pub_victim}, gateway gw1 (restarted): "
+        f"{len(scenario.messages)} messages, {len(got)} alerts "
+        f"({dict(Counter(s[0] for s in got))}), {len(ccp)} CCP requests, 0 missing, "
+        f"0 extra, 0 duplicated, {len(handed)} tracks handed over with their id, "
         f"takeover replayed: {'entries replayed' in taken}\n"
     )
     with REPORT.open("a") as f:  # noqa: ASYNC230  (a few bytes at the end of a test)
