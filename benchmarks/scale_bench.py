@@ -37,7 +37,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.servers import MosquittoServer, RedisCluster
+from benchmarks.servers import MosquittoServer, RedisCluster, RedisServer
 from geo import default_site
 from scale.gateway import GatewayCore
 from scale.keys import GROUP, lease_key, stream_key
@@ -80,7 +80,7 @@ async def _single(site: Any, messages: list[Any], t0: float) -> float:
 
 
 def lease_owners(
-    cluster: RedisCluster, sectors: list[str], key: Callable[[str], str] = lease_key
+    cluster: RedisCluster | RedisServer, sectors: list[str], key: Callable[[str], str] = lease_key
 ) -> dict[str, str]:
     """``sector -> owner`` for the sectors whose lease (``owner:token``, key ``key(sector)``:
     the workers' by default, :func:`scale.keys.pub_lease_key` for the publishers') is

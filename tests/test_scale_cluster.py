@@ -27,6 +27,12 @@ Then every reference alert (and CCP request) must arrive once, nothing more, and
 outbox must be empty. Delivery is at least once: a publisher killed between a PUBACK and
 its XACK (one round trip, well under a millisecond per message on loopback) would send
 that message twice, which the test would report.
+
+``test_wall_clock_mode`` runs the default clock of the roles (``--clock wall``: a message's
+time is its arrival at the gateway, beacons every ``--step-s`` of wall time) on one Redis
+(no cluster): 2 gateways + 2 workers + 1 publisher, a 30 s scenario generated to start
+now and published in real time; the alerts of the single process on the same messages
+must arrive (kind, sector, opening time within ``T_TOL``), and nothing else.
 """
 
 from __future__ import annotations
@@ -50,7 +56,7 @@ import pytest
 
 from alerts.lifecycle import CCP_TOPIC
 from benchmarks.scale_bench import lease_owners
-from benchmarks.servers import MosquittoServer, RedisCluster
+from benchmarks.servers import MosquittoServer, RedisCluster, RedisServer
 from geo import Site, default_site
 from scale.keys import outbox_key, pub_lease_key
 from scale.local import run_local
@@ -134,21 +140,27 @@ class Reference:
     ccp: list[dict[str, Any]]
 
 
+async def _reference(site: Site, scenario: Scenario, flush_s: float = 0.0) -> Reference:
+    """The single process (message clock) on the scenario's messages; ``flush_s``: steps
+    continue that long after the last message."""
+    sink = MemorySink()
+    pipe = Pipeline(site, sink, started=scenario.messages[0].arrival)
+    d = Durable(pipe, None)
+    for m in scenario.messages:
+        now = message_time(m.payload, d.now)
+        if pipe.core.due(now):
+            await d.step(now)
+        await d.message(m.topic, m.payload, now)
+    end = d.now + flush_s
+    while flush_s and pipe.core.due(end):
+        await d.step(pipe.core.next_step_at(end))
+    ccp = [msgspec.json.decode(p) for t, p, _ in sink.messages if t == CCP_TOPIC]
+    return Reference(_summaries(sink.messages), ccp)
+
+
 @pytest.fixture(scope="module")
 def reference(site: Site, scenario: Scenario) -> Reference:
-    async def run() -> Reference:
-        sink = MemorySink()
-        pipe = Pipeline(site, sink, started=scenario.messages[0].arrival)
-        d = Durable(pipe, None)
-        for m in scenario.messages:
-            now = message_time(m.payload, d.now)
-            if pipe.core.due(now):
-                await d.step(now)
-            await d.message(m.topic, m.payload, now)
-        ccp = [msgspec.json.decode(p) for t, p, _ in sink.messages if t == CCP_TOPIC]
-        return Reference(_summaries(sink.messages), ccp)
-
-    return asyncio.run(run())
+    return asyncio.run(_reference(site, scenario))
 
 
 def _handed_over(tracks: list[dict[str, Any]]) -> set[str]:
@@ -387,3 +399,80 @@ async def test_kill_9_worker_publisher_gateway_mid_scenario(
     with REPORT.open("a") as f:  # noqa: ASYNC230  (a few bytes at the end of a test)
         f.write(line)
     print(line)
+
+
+async def test_wall_clock_mode(
+    tmp_path: Path,
+    site: Site,
+    mosquitto_factory: MosquittoFactory,
+    redis_server: RedisServer,
+) -> None:
+    broker = mosquitto_factory()
+    common = ["--mqtt", broker.url, "--redis", redis_server.url]
+    workers = [
+        Proc(["worker", *common, "--worker-id", f"w{i}", "--lease-ms", "4000"],
+             tmp_path / f"w{i}.log")
+        for i in range(2)
+    ]  # fmt: skip
+    gateways = [
+        Proc(["gateway", *common, "--client-id", f"gw{i}", "--clock", "wall"],
+             tmp_path / f"gw{i}.log")
+        for i in range(2)
+    ]  # fmt: skip
+    publisher = Proc(["publisher", *common, "--publisher-id", "p0"], tmp_path / "p0.log")
+    procs = [*workers, *gateways, publisher]
+    sectors = [s.id for s in site.sectors]
+    seen = Seen()
+    for p in procs:
+        p.start()
+    try:
+        await _wait(
+            lambda: (
+                len(set(lease_owners(redis_server, sectors).values())) == 2
+                and len(lease_owners(redis_server, sectors)) == len(sectors)
+                and len(lease_owners(redis_server, sectors, pub_lease_key)) == len(sectors)
+                and all("shared subscription" in g.text() for g in gateways)
+            ),
+            "two workers owning every sector, the publisher every outbox, the gateways",
+            procs,
+        )
+        # a scenario that starts now: its event times are wall-clock times
+        scenario = generate(site, preset(
+            "crossing-10min", seed=3, start_t=time.time() + 3.0, duration_s=30.0,
+            approach_start_m=(100.0, 180.0), crossing_window=(0.4, 0.7), late_fraction=0.0,
+            malformed_count=0, n_turnbacks=0, n_animals=0, n_vehicles=2,
+            near_road_fraction=1.0,
+        ))  # fmt: skip
+        ref = await _reference(site, scenario, flush_s=5.0)
+        end = scenario.messages[-1].arrival
+        async with (
+            _observer(broker, seen),
+            aiomqtt.Client(broker.host, broker.port, identifier="scale-pub") as c,
+        ):
+            for m in scenario.messages:  # in real time
+                delay = m.arrival - time.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                await c.publish(m.topic, m.payload, qos=1, timeout=10)
+            late = time.time() - end  # how far behind real time the publishing ended
+            deadline = time.monotonic() + 30.0
+            while time.monotonic() < deadline:
+                missing, extra = _match(ref.alerts, _summaries_of(seen.alerts))
+                if not missing:
+                    break
+                await asyncio.sleep(0.2)
+            await asyncio.sleep(1.0)
+    finally:
+        for p in procs:
+            p.stop()
+    logs = "\n".join(f"--- {p.log.name}\n{p.text()[-1500:]}" for p in procs)
+    assert len(ref.alerts) >= 3
+    assert {s[1] for s in ref.alerts} >= {"S01", "S02"}
+    # what the scenario explains: alerts opened by its end (later, its devices fall silent)
+    got = _summaries_of([a for a in seen.alerts if a["t"] <= end])
+    missing, extra = _match(ref.alerts, got)
+    assert not missing, f"reference alerts not raised: {missing}\ngot: {got}\n{logs}"
+    assert not extra, f"alerts not in the reference: {extra}\nref: {ref.alerts}\n{logs}"
+    msgs = Counter((a["alert_id"], a["state"], a["t"]) for a in seen.alerts)
+    assert all(n == 1 for n in msgs.values()), msgs
+    assert late < 2.0, f"the test's publishing fell {late:.1f} s behind real time"
