@@ -61,6 +61,22 @@ from service.runtime import Pipeline, Sink
 
 _enc = msgspec.json.Encoder()
 
+
+class _State(msgspec.Struct):
+    state: str | None = None
+
+
+_state_dec = msgspec.json.Decoder(_State)
+
+
+def _status_state(payload: bytes) -> str | None:
+    """The ``state`` of a status payload (None: unreadable; ingest judges it)."""
+    try:
+        return _state_dec.decode(payload).state
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+
+
 #: a handover candidate is usable this long after its time, and this long before it (s)
 CANDIDATE_TTL_S = 30.0
 CANDIDATE_EARLY_S = 10.0
@@ -299,9 +315,14 @@ class SectorDurable(Durable):
         if kind == b"m":
             topic = f[b"topic"].decode("utf-8", "surrogateescape")
             payload = f.get(b"p", b"")
-            if topic.endswith("/status") and self._stale_status(topic, payload):
+            parts = topic.split("/")
+            device = parts[4] if len(parts) == 6 and parts[2] == "sensors" else None
+            if parts[-1] == "status" and await self._stale_status(topic, payload, t):
                 return
             await self.apply(Record("m", self.now, topic, payload))
+            offline = parts[-1] == "status" and _status_state(payload) == "offline"
+            if device is not None and t > self.now and not offline:
+                await self._alive(device, t)
         elif kind == b"b":
             devs = f.get(b"dev", b"").decode()
             inputs: list[Input] = []
@@ -310,22 +331,44 @@ class SectorDurable(Durable):
                     seen = pipe.core.ingest.health.seen(dev, self.now)
                     inputs += [health_input(h) for h in seen]
             await pipe.submit(inputs)
+            for dev in filter(None, devs.split(",")):
+                await self._alive(dev, t)
         elif kind == b"h":
             vals = tuple(float(f[k]) for k in (b"t", b"x", b"y", b"vx", b"vy"))
             self.cands[f[b"gid"].decode()] = vals  # type: ignore[assignment]
 
-    def _stale_status(self, topic: str, payload: bytes) -> bool:
+    async def _stale_status(self, topic: str, payload: bytes, received: float) -> bool:
         """A device status older (payload ``t``) than one already applied: several gateways
-        reorder messages, and the newest status must win (counted, not applied)."""
+        reorder messages, and the newest status must win (counted, not applied). Its
+        arrival still shows the device alive, as any message does (contract), unless it
+        says ``offline`` (a last will): :meth:`_alive` at the gateway's ``received``;
+        else a device that only sends statuses, whose statuses reach a lagging gateway,
+        looks silent."""
         t = message_time(payload, -math.inf)
         if not math.isfinite(t):
             return False
         device = topic.split("/")[-2]
-        if t < self.status_t.get(device, -math.inf):
-            self.stale_statuses += 1
-            return True
-        self.status_t[device] = t
-        return False
+        if t >= self.status_t.get(device, -math.inf):
+            self.status_t[device] = t
+            return False
+        self.stale_statuses += 1
+        if _status_state(payload) != "offline":
+            await self._alive(device, received)
+        return True
+
+    async def _alive(self, device: str, received: float) -> None:
+        """``device`` was heard by a gateway at ``received`` (its clock): alive at
+        ``max(now, min(received, now + GRACE_S))``. A gateway ahead of the watermark (the
+        sector clock waits for a lagging one) received it up to ``GRACE_S`` later than
+        ``now``; counting it only at ``now`` would age the device's heartbeat by that lag,
+        and a device whose next messages reach the lagging gateway would look silent
+        (a false ``sensor_fault``) though the single process sees it alive throughout."""
+        pipe = self.pipe
+        if device not in pipe.site.sensor_index:
+            return
+        until = min(received, self.now + GRACE_S)
+        health = pipe.core.ingest.health
+        await pipe.submit([health_input(h) for h in health.alive(device, self.now, until)])
 
     def _advance(self, gateway: str, t: float) -> None:
         marks = self.marks
