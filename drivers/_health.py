@@ -123,15 +123,12 @@ class Health:
             dev.reported = None
         return self._settle(dev, now, "message")
 
-    def alive(self, device: str, now: float, until: float = -math.inf) -> list[HealthEvent]:
-        """``device`` is known alive at ``max(now, until)`` by a message that says nothing
-        new about its state (a status older than one already applied; or, in the scaled
-        service, a message whose gateway received it at ``until``, ahead of the sector's
-        clock ``now``): ``last_seen = max(last_seen, now, until)``, states judged at
-        ``now``; a reported ``offline`` stays."""
+    def alive(self, device: str, now: float) -> list[HealthEvent]:
+        """A message from ``device`` arrived at ``now`` that says nothing new about its
+        state (a status older than one already applied): it extends the heartbeat
+        (``last_seen``) and changes nothing else; a reported ``offline`` stays."""
         dev = self._d[device]
-        seen = max(now, until)
-        dev.last_seen = seen if dev.last_seen is None else max(dev.last_seen, seen)
+        dev.last_seen = now if dev.last_seen is None else max(dev.last_seen, now)
         return self._settle(dev, now, "message")
 
     def status(self, st: DeviceStatus) -> list[HealthEvent]:

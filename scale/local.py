@@ -16,7 +16,7 @@ from typing import Any
 
 from alerts import AlertStore, MemoryAlertStore
 from geo import Site
-from scale.gateway import GatewayCore
+from scale.gateway import Fields, GatewayCore
 from scale.routing import Router
 from scale.sector import SectorDurable, SectorPipeline
 from service.journal import message_time
@@ -46,13 +46,24 @@ async def run_local(
     started: float,
     margin_m: float = 1500.0,
     step_s: float = 0.5,
+    gateways: int = 1,
+    lag_s: float = 0.0,
 ) -> LocalRun:
-    """Feed ``(topic, payload)`` messages (arrival order, message clock) through a gateway
-    and every sector pipeline; return the published messages and the shared store."""
+    """Feed ``(topic, payload)`` messages (arrival order, message clock) through the
+    gateways and every sector pipeline; return the published messages and the shared store.
+
+    With ``gateways > 1`` the messages are dealt round-robin (as a shared subscription
+    may), every gateway announces itself with a beacon at ``started``, and the last
+    gateway's records reach the streams ``lag_s`` seconds of message clock after the
+    others' (a busy gateway; keep it under the watermark's grace, ``GRACE_S``)."""
     sink = MemorySink()
     store = MemoryAlertStore()
     router = Router(site, margin_m)
-    gw = GatewayCore(site, started=started, margin_m=margin_m, beacon_s=step_s)
+    gws = [
+        GatewayCore(site, started=started, margin_m=margin_m, beacon_s=step_s, name=f"gw{i}")
+        for i in range(gateways)
+    ]
+    gw = gws[0]
     run = LocalRun(sink, store, {})
     queues: dict[str, deque[dict[bytes, bytes]]] = {}
     for s in router.ids:
@@ -63,6 +74,12 @@ async def run_local(
         run.seconds[s] = 0.0
     seen: set[bytes] = set()
     now = -float("inf")
+    clocks = [now] * gateways
+    late: deque[tuple[float, str, Fields]] = deque()  # (due at, sector, fields)
+    if gateways > 1:
+        for s in router.ids:
+            for g in gws:
+                queues[s].append(_b({"k": "b", "t": repr(started), "g": g.name, "dev": ""}))
 
     async def drain() -> None:
         for s, q in queues.items():
@@ -78,8 +95,10 @@ async def run_local(
                 queues[target].append(_b(fields))
             pipe.handovers.clear()
 
-    for topic, payload in messages:
-        now = message_time(payload, now)
+    for n, (topic, payload) in enumerate(messages):
+        i = n % gateways
+        gw = gws[i]
+        now = clocks[i] = message_time(payload, clocks[i])
         t0 = time.perf_counter()
         r = gw.route(topic, payload, now)
         if r.key is not None:
@@ -87,10 +106,21 @@ async def run_local(
                 r.appends = []
             seen.add(r.key.encode())
         for s, fields in r.appends + gw.beacon(now):
-            queues[s].append(_b(fields))
+            if i == gateways - 1 and lag_s > 0:
+                late.append((now + lag_s, s, fields))
+            else:
+                queues[s].append(_b(fields))
         run.gateway_s += time.perf_counter() - t0
+        while late and late[0][0] <= max(clocks):
+            _, s, fields = late.popleft()
+            queues[s].append(_b(fields))
         await drain()
+    while late:
+        _, s, fields = late.popleft()
+        queues[s].append(_b(fields))
+    end = max(clocks)
     for s in router.ids:  # flush: a final beacon past the hold
-        queues[s].append(_b({"k": "b", "t": repr(now + 2.0), "g": gw.name, "dev": ""}))
+        for g in gws:
+            queues[s].append(_b({"k": "b", "t": repr(end + 2.0), "g": g.name, "dev": ""}))
     await drain()
     return run

@@ -10,19 +10,27 @@ Records of a sector stream (Redis Stream fields; ``t`` is the writer's clock, ``
 Applying a record (:meth:`SectorDurable.apply_record`, the same live and on recovery, so
 the sector's state is a deterministic function of its stream):
 
-* the sector clock ``now`` is a *watermark*: the minimum over the gateways of the latest
-  ``t`` each wrote, never going back; gateways more than ``GRACE_S`` behind the newest, or
-  that said goodbye, are left out (a dead gateway must not stop the clock). Several
-  gateways share the input, and one that lags (a busy core, a JIT warm-up) would
-  otherwise let the others' clocks run the tracker past rows it has not appended yet;
-* a tracker step at ``now`` when one is due;
-* ``m``: ingest (``drivers.Ingest``: validation, per-device de-duplication,
+* the *watermark* is the minimum over the gateways of the latest ``t`` each wrote;
+  gateways more than ``GRACE_S`` behind the newest, or that said goodbye, are left out (a
+  dead gateway must not stop the clock). Every gateway appends in its own time order, so
+  no record older than the watermark can still come from the gateways it counts;
+* gateway records (``m``, ``b``) are *held* (:attr:`SectorDurable.held`, a heap on ``(t,
+  arrival)``, part of the snapshot) and applied in that order once the watermark has
+  passed their ``t``. The sector's state is then a function of what each gateway
+  received and when, not of how the gateways' appends interleave in the stream: one
+  gateway lagging another (a busy core, a JIT warm-up) within the grace changes nothing
+  (``tests/test_scale_cluster.py::test_lagging_gateway_changes_nothing_in_process``).
+  Applied in stream order instead, the leading gateway's messages were counted early
+  (devices looked silent), and the trackers' input order varied with the interleaving;
+* applying a held record: the sector clock ``now = max(now, t)`` (never going back; a
+  record of a gateway left out by the grace is late, at ``now``), a tracker step at
+  ``now`` when one is due, then
+  ``m``: ingest (``drivers.Ingest``: validation, per-device de-duplication,
   normalisation), keep the rows in this sector's window (sector +- margin), buffer them.
   A device status older (payload ``sent``/``t``) than the newest one applied for that
-  device is dropped (gateways reorder messages; the newest status wins);
-* ``b``: the devices are alive at ``now`` (heartbeats; ``now``, not the beacon's ``t``, as a
-  late message in the single process counts at its arrival);
-* ``h``: remember the handover candidate.
+  device is not applied (the newest status wins) but counts as a heartbeat at ``now``;
+  ``b``: the devices are alive at ``now``;
+* ``h`` (no gateway, no clock): remember the handover candidate, at once.
 
 Ownership and ids (:class:`SectorPipeline`): a track is *owned* by the sector that holds
 its position (the ``sector`` field of the track update; outside every sector: the first
@@ -41,6 +49,7 @@ alert decided by two workers (a failover replay) is stored and published once.
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -250,7 +259,8 @@ class SectorDurable(Durable):
     """The state beside the pipeline that a sector snapshot must carry (every attribute
     here is snapshotted by :mod:`service.snapshot` as part of the ``durable`` root):
     ``ids`` local track id -> published id, ``cands`` handover candidates
-    ``gid -> (t, x, y, vx, vy)``."""
+    ``gid -> (t, x, y, vx, vy)``, ``marks`` the gateways' latest times, ``held`` the
+    gateway records the watermark has not passed yet."""
 
     def __init__(self, pipe: SectorPipeline) -> None:
         super().__init__(pipe, None)
@@ -259,6 +269,9 @@ class SectorDurable(Durable):
         self.marks: dict[str, float] = {}  # gateway -> latest t it wrote
         self.status_t: dict[str, float] = {}  # device -> t of the newest status applied
         self.stale_statuses = 0
+        #: gateway records not applied yet: a heap of (t, arrival number, fields)
+        self.held: list[tuple[float, int, dict[bytes, bytes]]] = []
+        self.seq = 0
         pipe.state = self
 
     def global_id(self, u: dict[str, Any], *, owned: bool) -> str:
@@ -299,30 +312,45 @@ class SectorDurable(Durable):
             del self.ids[local]
 
     async def apply_record(self, f: dict[bytes, bytes]) -> None:
-        """Apply one stream record (see the module doc)."""
+        """Take one stream record (see the module doc): handover candidates at once,
+        gateway records into the time-ordered hold, then apply what the watermark passed."""
         kind = f[b"k"]
+        if kind == b"h":
+            vals = tuple(float(f[k]) for k in (b"t", b"x", b"y", b"vx", b"vy"))
+            self.cands[f[b"gid"].decode()] = vals  # type: ignore[assignment]
+            return
         t = float(f[b"t"])
         g = f.get(b"g")
         if kind == b"x":  # a gateway's goodbye (clean stop): it no longer holds the clock
             self.marks.pop(f[b"g"].decode(), None)
-            return
-        if g is not None:
-            self._advance(g.decode(), t)
+        else:
+            if g is not None:
+                self._mark(g.decode(), t)
+            heapq.heappush(self.held, (t, self.seq, f))
+            self.seq += 1
+        await self._release()
+
+    async def _release(self) -> None:
+        """Apply the held records with ``t <= watermark``, in ``(t, arrival)`` order."""
+        w = self._watermark()
+        while self.held and self.held[0][0] <= w:
+            t, _, f = heapq.heappop(self.held)
+            await self._apply(t, f)
+
+    async def _apply(self, t: float, f: dict[bytes, bytes]) -> None:
+        """Apply one gateway record at ``now = max(now, t)``: a step first when due."""
+        self.now = max(self.now, t)
         pipe = self.pipe
         if pipe.core.due(self.now):
             await pipe.step(self.now)
             self._expire()
+        kind = f[b"k"]
         if kind == b"m":
             topic = f[b"topic"].decode("utf-8", "surrogateescape")
             payload = f.get(b"p", b"")
-            parts = topic.split("/")
-            device = parts[4] if len(parts) == 6 and parts[2] == "sensors" else None
-            if parts[-1] == "status" and await self._stale_status(topic, payload, t):
+            if topic.endswith("/status") and await self._stale_status(topic, payload):
                 return
             await self.apply(Record("m", self.now, topic, payload))
-            offline = parts[-1] == "status" and _status_state(payload) == "offline"
-            if device is not None and t > self.now and not offline:
-                await self._alive(device, t)
         elif kind == b"b":
             devs = f.get(b"dev", b"").decode()
             inputs: list[Input] = []
@@ -331,19 +359,12 @@ class SectorDurable(Durable):
                     seen = pipe.core.ingest.health.seen(dev, self.now)
                     inputs += [health_input(h) for h in seen]
             await pipe.submit(inputs)
-            for dev in filter(None, devs.split(",")):
-                await self._alive(dev, t)
-        elif kind == b"h":
-            vals = tuple(float(f[k]) for k in (b"t", b"x", b"y", b"vx", b"vy"))
-            self.cands[f[b"gid"].decode()] = vals  # type: ignore[assignment]
 
-    async def _stale_status(self, topic: str, payload: bytes, received: float) -> bool:
-        """A device status older (payload ``t``) than one already applied: several gateways
-        reorder messages, and the newest status must win (counted, not applied). Its
-        arrival still shows the device alive, as any message does (contract), unless it
-        says ``offline`` (a last will): :meth:`_alive` at the gateway's ``received``;
-        else a device that only sends statuses, whose statuses reach a lagging gateway,
-        looks silent."""
+    async def _stale_status(self, topic: str, payload: bytes) -> bool:
+        """A device status older (payload ``t``) than one already applied (a gateway past
+        the grace delivers late): the newest status must win, so it is counted and not
+        applied; its arrival still shows the device alive at ``now``, as any message does
+        (contract), unless it says ``offline`` (a last will)."""
         t = message_time(payload, -math.inf)
         if not math.isfinite(t):
             return False
@@ -352,31 +373,27 @@ class SectorDurable(Durable):
             self.status_t[device] = t
             return False
         self.stale_statuses += 1
-        if _status_state(payload) != "offline":
-            await self._alive(device, received)
+        pipe = self.pipe
+        if device in pipe.site.sensor_index and _status_state(payload) != "offline":
+            health = pipe.core.ingest.health
+            await pipe.submit([health_input(h) for h in health.alive(device, self.now)])
         return True
 
-    async def _alive(self, device: str, received: float) -> None:
-        """``device`` was heard by a gateway at ``received`` (its clock): alive at
-        ``max(now, min(received, now + GRACE_S))``. A gateway ahead of the watermark (the
-        sector clock waits for a lagging one) received it up to ``GRACE_S`` later than
-        ``now``; counting it only at ``now`` would age the device's heartbeat by that lag,
-        and a device whose next messages reach the lagging gateway would look silent
-        (a false ``sensor_fault``) though the single process sees it alive throughout."""
-        pipe = self.pipe
-        if device not in pipe.site.sensor_index:
-            return
-        until = min(received, self.now + GRACE_S)
-        health = pipe.core.ingest.health
-        await pipe.submit([health_input(h) for h in health.alive(device, self.now, until)])
-
-    def _advance(self, gateway: str, t: float) -> None:
+    def _mark(self, gateway: str, t: float) -> None:
         marks = self.marks
         marks[gateway] = max(marks.get(gateway, -math.inf), t)
         top = max(marks.values())
         for k in [k for k, v in marks.items() if v < top - 4 * GRACE_S]:
             del marks[k]  # long gone: forget it
-        self.now = max(self.now, min(v for v in marks.values() if v >= top - GRACE_S))
+
+    def _watermark(self) -> float:
+        """``min`` of the gateways' latest times within ``GRACE_S`` of the newest (every
+        gateway appends in its own time order, so no record older than this can still
+        come from them); ``inf`` when no gateway is known (all said goodbye)."""
+        if not self.marks:
+            return math.inf
+        top = max(self.marks.values())
+        return min(v for v in self.marks.values() if v >= top - GRACE_S)
 
     def _expire(self) -> None:
         old = [g for g, c in self.cands.items() if self.now - c[0] > 2 * CANDIDATE_TTL_S]

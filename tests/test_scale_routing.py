@@ -4,6 +4,7 @@ the gateways feeding a sector lag behind one another."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import msgspec
@@ -86,26 +87,17 @@ async def test_sector_store_writes_only_its_alerts() -> None:
     assert [p.unit for p in await inner.patrols()] == ["RO-P01"]
 
 
-async def test_lagging_gateway_does_not_make_a_device_look_silent(site: Site) -> None:
-    """A camera that only sends statuses (every 10 s; heartbeat 30 s) is never silent. Its
-        statuses alternate, three at a time, between a gateway in time and one that appends
-        25 s late (within the watermark's grace): the sector clock waits for the lagging one,
-        so the leading gateway's statuses are applied up to 25 s before their arrival time,
-        and the lagging one's are older than the newest applied (stale, not applied). The
-        device must stay online: no ``offline`` health input, no ``sensor_fault`` alert naming it
-    (the site's other devices, which send nothing, do raise theirs)."""
-    from alerts import Input
-    from alerts.model import HealthEvent
+def _sector(site: Site, sector: str, t0: float) -> tuple[Any, Any, list[Any]]:
+    """A sector pipeline (memory store and sink) and the alert inputs it submits."""
     from scale.sector import SectorDurable, SectorPipeline
     from service.runtime import MemorySink
 
-    t0, lag, dev = 1.8e9, 25.0, "TH-04"
-    sector = next(s.id for s in site.sectors if s.from_m <= 70_000 < s.to_m)  # TH-04's (S03)
     sink = MemorySink()
-    router = Router(site, 1500.0)
-    pipe = SectorPipeline(site, sink, sector, router, started=t0, store=MemoryAlertStore())
+    pipe = SectorPipeline(
+        site, sink, sector, Router(site, 1500.0), started=t0, store=MemoryAlertStore()
+    )
     d = SectorDurable(pipe)
-    seen: list[Input] = []
+    seen: list[Any] = []
     submit = pipe.submit
 
     async def spy(inputs: Any) -> None:
@@ -114,27 +106,67 @@ async def test_lagging_gateway_does_not_make_a_device_look_silent(site: Site) ->
         await submit(inputs)
 
     pipe.submit = spy  # type: ignore[method-assign]
+    return d, sink, seen
+
+
+def _status(dev: str, t: float, g: str, state: str = "online") -> dict[bytes, bytes]:
+    payload = b'{"v":1,"device":"%s","t":%r,"state":"%s"}' % (dev.encode(), t, state.encode())
+    return {b"k": b"m", b"t": repr(t).encode(), b"g": g.encode(),
+            b"topic": f"limes/v1/sensors/thermal/{dev}/status".encode(), b"p": payload}  # fmt: skip
+
+
+def _beacon(t: float, g: str) -> dict[bytes, bytes]:
+    return {b"k": b"b", b"t": repr(t).encode(), b"g": g.encode(), b"dev": b""}
+
+
+async def test_lagging_gateway_does_not_make_a_device_look_silent(site: Site) -> None:
+    """A camera that only sends statuses (every 10 s; heartbeat 30 s) is never silent. Its
+    statuses alternate, three at a time, between a gateway in time and one whose records
+    reach the stream 25 s late (within the watermark's grace). The sector applies gateway
+    records in time order once the watermark passed them, so the statuses are applied in
+    their order, none stale, and the device stays online: no ``offline`` health input, no
+    ``sensor_fault`` alert naming it (the site's other devices, which send nothing, do
+    raise theirs). (Applied in stream order, the leading gateway's statuses counted up to
+    25 s early, the lagging one's came stale, and the camera went offline three times.)"""
+    from alerts.model import HealthEvent
+
+    t0, lag, dev = 1.8e9, 25.0, "TH-04"
+    sector = next(s.id for s in site.sectors if s.from_m <= 70_000 < s.to_m)  # TH-04's (S03)
+    d, sink, seen = _sector(site, sector, t0)
     recs: list[tuple[float, int, dict[bytes, bytes]]] = []
+    for g in ("gw0", "gw1"):  # both gateways known from the start
+        recs.append((-math.inf, len(recs), _beacon(t0 - 1.0, g)))
     for i in range(240):  # beacons of both gateways, one a second of their own clocks
-        t = t0 + i
         for g, late in (("gw0", 0.0), ("gw1", lag)):
-            recs.append((t + late, len(recs), {b"k": b"b", b"t": repr(t).encode(),
-                                               b"g": g.encode(), b"dev": b""}))  # fmt: skip
+            recs.append((t0 + i + late, len(recs), _beacon(t0 + i, g)))
     for k in range(22):
         t = t0 + 10.0 * k
         g, late = ("gw0", 0.0) if (k // 3) % 2 == 0 else ("gw1", lag)
-        payload = b'{"v":1,"device":"%s","t":%r,"state":"online"}' % (dev.encode(), t)
-        topic = f"limes/v1/sensors/thermal/{dev}/status".encode()
-        fields = {b"k": b"m", b"t": repr(t).encode(), b"g": g.encode(), b"topic": topic,
-                  b"p": payload}  # fmt: skip
-        recs.append((t + late, len(recs), fields))
+        recs.append((t + late, len(recs), _status(dev, t, g)))
     for _, _, f in sorted(recs, key=lambda r: (r[0], r[1])):
         await d.apply_record(f)
-    assert d.stale_statuses > 0  # the lagging gateway's statuses were older than applied
+    assert d.stale_statuses == 0
     offline = [h for h in seen if isinstance(h, HealthEvent) and h.device == dev
                and h.state == "offline"]  # fmt: skip
     assert not offline, f"{dev} went offline at {[h.t - t0 for h in offline]} s"
     alerts = [msgspec.json.decode(p) for t, p, _ in sink.messages if "/alerts/" in t]
-    assert not [a for a in alerts if dev in a["sensors"]]  # (the site's silent devices: yes)
+    assert not [a for a in alerts if dev in a["sensors"]]
     assert any(a["kind"] == "sensor_fault" for a in alerts)  # the rule did run
-    assert pipe.core.ingest.health.state(dev, d.now) == "online"
+    assert d.pipe.core.ingest.health.state(dev, d.now) == "online"
+
+
+async def test_stale_status_counts_as_heartbeat_not_as_state(site: Site) -> None:
+    """A status older than one already applied (from a gateway past the grace) is not
+    applied, but its arrival shows the device alive then, as any message does; a stale
+    ``offline`` (a last will) shows nothing."""
+    t0, dev = 1.8e9, "TH-04"
+    sector = next(s.id for s in site.sectors if s.from_m <= 70_000 < s.to_m)
+    for state, alive in (("online", True), ("offline", False)):
+        d, _, _ = _sector(site, sector, t0)
+        await d.apply_record(_status(dev, t0 + 100.0, "gw0"))
+        await d.apply_record(_beacon(t0 + 125.0, "gw0"))
+        await d.apply_record(_status(dev, t0 + 90.0, "gw1", state))  # stale, arrives at 125
+        health = d.pipe.core.ingest.health
+        assert d.stale_statuses == 1
+        assert health.state(dev, t0 + 150.0) == ("online" if alive else "offline"), state
+        assert health.snapshot(t0 + 150.0)[dev].last_status == "online"  # not applied
