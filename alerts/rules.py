@@ -22,8 +22,8 @@ Rules (settings from ``[alerts]``, see :class:`geo.site.AlertSettings`):
   ``-crossing_from_m < sd <= fibre_line_m`` (it arrived there unseen, e.g. behind a
   single camera's tentative track; a track first seen farther out is the first case's),
   classed person/group with ``class_p >= fibre_min_p``, within ``crossing_window_s`` of
-  that sighting, now at ``0 <= sd <= crossing_max_m`` with ``pos_sigma_m <=
-  crossing_line_sigma_m`` and speed ``<= crossing_line_max_speed_mps``, heading home:
+  that sighting, now at the line home side, ``0 <= sd <= fibre_line_m``, with
+  ``pos_sigma_m <= crossing_line_sigma_m`` and speed ``<= crossing_line_max_speed_mps``, heading home:
   ``v_home >= fibre_min_speed_mps`` and ``v_home >= crossing_min_heading * speed``. A
   CCP request only with a neighbour-side sighting at most ``ccp_crossing_recent_s`` old.
   Any crossing of a track consumes both its neighbour-side sighting and this first
@@ -236,7 +236,7 @@ class Rules:
             and u.cls in ("person", "group")
             and u.class_p >= s.fibre_min_p
             and u.t - hist.line_t <= s.crossing_window_s
-            and 0.0 <= sd <= s.crossing_max_m
+            and 0.0 <= sd <= s.fibre_line_m
             and u.pos_sigma_m <= s.crossing_line_sigma_m
             and math.hypot(u.vx, u.vy) <= s.crossing_line_max_speed_mps
             and v_home >= s.fibre_min_speed_mps

@@ -224,6 +224,18 @@ def test_fused_track_coming_from_home_side_and_back_is_not_a_crossing(site: geo.
     assert alerts_of(run(e, out + back), "crossing") == []
 
 
+def test_fused_track_heading_home_only_past_the_line_band_is_not_a_line_crossing(
+    site: geo.Site,
+) -> None:
+    # first seen at the cable, standing; next localised 25 m in, heading home (a ghost that
+    # coasted across: night-6h seed 1, T047454)
+    e = AlertEngine(site)
+    stand = [track_at(site, "J", T0 + i, CH, 3.0, sensors=FUSED) for i in range(5)]
+    jump = [track_at(site, "J", T0 + 5 + i, CH, 25.0 + 1.2 * i, v_home=1.2, sensors=FUSED)
+            for i in range(30)]  # fmt: skip
+    assert alerts_of(run(e, stand + jump), "crossing") == []
+
+
 def test_line_crossing_is_consumed(site: geo.Site) -> None:
     # the track crosses at the line, is resolved, walks back to the line and home again:
     # no second crossing without a new neighbour-side sighting
