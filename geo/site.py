@@ -153,9 +153,9 @@ class AlertSettings(msgspec.Struct, **_STRICT):
     crossing_max_m: Metres = 300.0
     # line crossing of a fused track (fibre with cameras/radars, first seen at the line):
     # raised only while the track's position sigma is at most this (fibre+thermal
-    # crossing-10min: real crossers 6-8 m when heading home past the line; a coasting
-    # track with a growing sigma, 55 m, raised a false crossing at 20 m)
-    crossing_line_sigma_m: Metres = 20.0
+    # crossing-10min: 6-18 m on the real crossers when raised; a coasting ghost with a
+    # grown sigma, 55 m, raised a false crossing 34 m in)
+    crossing_line_sigma_m: Metres = 30.0
     # ... and only while its speed is at most this (people walk 1.2-1.5 m/s and run
     # 2.5-3.5 m/s; night-6h seed 1: a "group" ghost at 8.5 m/s raised a false crossing)
     crossing_line_max_speed_mps: Metres = 5.0
