@@ -24,8 +24,8 @@ Rules (settings from ``[alerts]``, see :class:`geo.site.AlertSettings`):
   classed person/group with ``class_p >= fibre_min_p``, within ``crossing_window_s`` of
   that sighting, now at the line home side, ``0 <= sd <= fibre_line_m``, with
   ``pos_sigma_m <= crossing_line_sigma_m`` and speed ``<= crossing_line_max_speed_mps``,
-  heading home: ``v_home >= fibre_min_speed_mps`` and ``v_home >= crossing_min_heading
-  * speed``. A CCP request only with a neighbour-side sighting at most
+  heading home: ``v_home >= fibre_min_speed_mps`` and ``v_home >= crossing_min_heading``
+  x speed. A CCP request only with a neighbour-side sighting at most
   ``ccp_crossing_recent_s`` old. Any crossing of a track consumes both its
   neighbour-side sighting and this first sighting: the same track crosses again only
   after a new sighting at ``sd <= -crossing_from_m``.
