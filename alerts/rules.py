@@ -17,6 +17,18 @@ Rules (settings from ``[alerts]``, see :class:`geo.site.AlertSettings`):
   ``fibre_second_event_s`` after the first; uncorroborated it still raises, with
   priority 4 (the engine raises the priority once corroborated). Class ``digging``
   never counts as crossing.
+* **line crossing** (a crossing, same kind) — a confirmed *fused* track (a fibre unit
+  and cameras/radars contributed) whose first reported sighting was at the line,
+  ``-crossing_from_m < sd <= fibre_line_m`` (it arrived there unseen, e.g. behind a
+  single camera's tentative track; a track first seen farther out is the first case's),
+  classed person/group with ``class_p >= fibre_min_p``, within ``crossing_window_s`` of
+  that sighting, now at the line home side, ``0 <= sd <= fibre_line_m``, with
+  ``pos_sigma_m <= crossing_line_sigma_m`` and speed ``<= crossing_line_max_speed_mps``,
+  heading home: ``v_home >= fibre_min_speed_mps`` and ``v_home >= crossing_min_heading``
+  x speed. A CCP request only with a neighbour-side sighting at most
+  ``ccp_crossing_recent_s`` old. Any crossing of a track consumes both its
+  neighbour-side sighting and this first sighting: the same track crosses again only
+  after a new sighting at ``sd <= -crossing_from_m``.
 * **approach** — a confirmed track with ``-approach_m <= sd < 0`` and
   ``v_home >= approach_min_speed_mps``; asks the engine for a CCP joint-patrol request.
 * **digging** — every update of class ``digging`` is reported with its chainage; the
@@ -60,6 +72,9 @@ class TrackHistory:
     neighbour_t: float | None = None  # last sighting at sd <= -crossing_from_m
     neighbour_far_t: float | None = None  # last sighting at sd <= -crossing_vehicle_m
     fibre: bool = False  # a fibre unit contributed to the track
+    #: time of the track's first sighting if it was at the line, -crossing_from_m < sd <=
+    #: fibre_line_m (it arrived there unseen); cleared by any crossing of the track
+    line_t: float | None = None
     pts: deque[tuple[float, float, float]] = field(default_factory=deque)  # (t, x, y)
     next_loiter_check: float = -math.inf
     ccp_sent: bool = False
@@ -122,6 +137,8 @@ class Rules:
         hist.n += 1
         hist.last_t = t
         sd = self.signed_distance(u)
+        if first_update and -s.crossing_from_m < sd <= s.fibre_line_m:
+            hist.line_t = t  # first seen at the line: it arrived there unseen
         if sd <= -s.crossing_from_m:
             hist.neighbour_t = t
         if sd <= -s.crossing_vehicle_m:
@@ -212,6 +229,24 @@ class Rules:
         ):
             return self._fused_crossing(hist, u, nt, sd, chain, v_home)
         if (
+            hist.line_t is not None
+            and not fibre_only
+            and hist.fibre
+            and u.status == "confirmed"
+            and u.cls in ("person", "group")
+            and u.class_p >= s.fibre_min_p
+            and u.t - hist.line_t <= s.crossing_window_s
+            and 0.0 <= sd <= s.fibre_line_m
+            and u.pos_sigma_m <= s.crossing_line_sigma_m
+            and math.hypot(u.vx, u.vy) <= s.crossing_line_max_speed_mps
+            and v_home >= s.fibre_min_speed_mps
+            and self._heads_home(u, v_home)
+        ):
+            # the cable felt it at the line and it walks on into home territory
+            nt = hist.neighbour_t
+            hist.neighbour_t = hist.neighbour_far_t = hist.line_t = None
+            return True, nt is not None and u.t - nt <= s.ccp_crossing_recent_s
+        if (
             fibre_only
             and abs(sd) <= s.fibre_line_m
             and u.cls in ("person", "group")
@@ -242,7 +277,8 @@ class Rules:
         if s.crossing_needs_fibre and not hist.fibre and self.fibre_live(chain):
             self.rejected["crossing_no_fibre"] += 1
             return None
-        hist.neighbour_t = hist.neighbour_far_t = None  # consumed: one crossing per passage
+        # consumed: one crossing per passage
+        hist.neighbour_t = hist.neighbour_far_t = hist.line_t = None
         return True, u.t - nt <= s.ccp_crossing_recent_s
 
     def _heads_home(self, u: TrackUpdate, v_home: float) -> bool:

@@ -1,7 +1,8 @@
 """Multi-sensor accuracy: does fusing fibre, thermal and MSV radar help? (issue 4)
 
     python -m benchmarks.fusion_accuracy [--seeds 1 2 3] [--preset crossing-10min]
-        [--duration S] [--out runs/fusion_accuracy.json]
+        [--duration S] [--variants fibre fibre+thermal all] [--keep DIR]
+        [--out runs/fusion_accuracy.json]
 
 For each seed the simulator generates one RO-RS scenario (``sim_sensors.generate``). Its
 messages are replayed through the whole service (``service.runtime.replay_file``: ingest,
@@ -16,6 +17,8 @@ for the sensors it leaves out). Each run is scored against the truth with
 ``sim_sensors.score.score``: GOSPA (c = 100 m, p = 1, alpha = 2; mean over report times, with
 its localisation / missed / false parts, over the objects inside some sensor's coverage),
 crossing recall and time to alert. Prints a table and writes the JSON (per seed and mean).
+``--variants`` runs a subset; ``--keep DIR`` keeps the replay inputs, tracks and alerts
+(``tracks_<seed>_<variant>.jsonl`` ...) there for inspection instead of a temporary folder.
 """
 
 from __future__ import annotations
@@ -71,7 +74,12 @@ def write_variant(sc: Scenario, kinds: frozenset[str], path: Path) -> int:
 
 
 def run_seed(
-    site: Site, seed: int, preset_name: str, duration: float | None, work: Path
+    site: Site,
+    seed: int,
+    preset_name: str,
+    duration: float | None,
+    work: Path,
+    variants: Sequence[str] = tuple(VARIANTS),
 ) -> dict[str, dict[str, Any]]:
     """Score every variant on one seed; returns ``{variant: metrics}``."""
     over: dict[str, Any] = {} if duration is None else {"duration_s": duration}
@@ -80,7 +88,8 @@ def run_seed(
     sc.write_truth(truth_path)
     truth = load_truth(truth_path)
     out: dict[str, dict[str, Any]] = {}
-    for name, kinds in VARIANTS.items():
+    for name in variants:
+        kinds = VARIANTS[name]
         tag = f"{seed}_{name.replace('+', '_')}"
         src = work / f"in_{tag}.jsonl"
         write_variant(sc, kinds, src)
@@ -107,19 +116,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     ap.add_argument("--preset", default="crossing-10min")
     ap.add_argument("--duration", type=float, default=None, help="override duration_s")
+    ap.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    ap.add_argument("--keep", type=Path, default=None, help="keep the work files in this folder")
     ap.add_argument("--out", type=Path, default=Path("runs/fusion_accuracy.json"))
     a = ap.parse_args(argv)
     site = default_site()
     per_seed: dict[int, dict[str, dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory(prefix="limes-acc-") as tmp:
+        work = Path(tmp) if a.keep is None else a.keep
+        work.mkdir(parents=True, exist_ok=True)
         for seed in a.seeds:
-            per_seed[seed] = run_seed(site, seed, a.preset, a.duration, Path(tmp))
-    mean = {v: {k: _mean([per_seed[s][v][k] for s in a.seeds]) for k in METRICS} for v in VARIANTS}
+            per_seed[seed] = run_seed(site, seed, a.preset, a.duration, work, a.variants)
+    mean = {
+        v: {k: _mean([per_seed[s][v][k] for s in a.seeds]) for k in METRICS} for v in a.variants
+    }
     res = {"preset": a.preset, "seeds": a.seeds, "per_seed": per_seed, "mean": mean}
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(res, indent=1))
     print(f"{'sensors':<14} " + " ".join(f"{k:>22}" for k in METRICS))
-    for v in VARIANTS:
+    for v in a.variants:
         print(f"{v:<14} " + " ".join(f"{mean[v][k]!s:>22}" for k in METRICS))
     return 0
 

@@ -151,6 +151,14 @@ class AlertSettings(msgspec.Struct, **_STRICT):
     crossing_min_heading: Fraction = 0.3
     # crossing: not raised when first seen home side farther than this (a track jump)
     crossing_max_m: Metres = 300.0
+    # line crossing of a fused track (fibre with cameras/radars, first seen at the line):
+    # raised only while the track's position sigma is at most this (fibre+thermal
+    # crossing-10min: 6-18 m on the real crossers when raised; a coasting ghost with a
+    # grown sigma, 55 m, raised a false crossing 34 m in)
+    crossing_line_sigma_m: Metres = 30.0
+    # ... and only while its speed is at most this (people walk 1.2-1.5 m/s and run
+    # 2.5-3.5 m/s; night-6h seed 1: a "group" ghost at 8.5 m/s raised a false crossing)
+    crossing_line_max_speed_mps: Metres = 5.0
     # a vehicle-class track crosses only from at least this far on the neighbour side to
     # this far on the home side (fibre events of traffic on roads 15-45 m from the cable
     # pull vehicle tracks onto and across the line)

@@ -15,10 +15,14 @@ Metrics (all times UNIX epoch seconds, distances in the site's working CRS):
 * **False crossing alerts per 100 km per day**: crossing alerts matching no truth
   crossing, divided by ``instrumented_km / 100`` and ``duration_s / 86400`` (both from
   the truth file's header).
-* **Time to alert**: per detected crossing, the earliest matching alert's ``t`` minus
-  the crossing time; p50 and p95 (``numpy.percentile``, linear interpolation).
-* **Alerts per intrusion**: mean number of distinct crossing alerts matching each
-  detected crossing (1 is ideal).
+* **Time to alert**: per detected crossing, the earliest of *its* alerts' ``t`` minus
+  the crossing time; p50 and p95 (``numpy.percentile``, linear interpolation). A
+  matching alert belongs to the one crossing it matches nearest (distance to the
+  crossing point, then ``|dt|``), so two parties crossing 80 m and 9 s apart with an
+  alert each are not both timed by the first alert; a crossing whose matching alerts
+  all belong to other crossings (one alert joined both parties) uses its matching ones.
+* **Alerts per intrusion**: mean number of distinct crossing alerts of each detected
+  crossing, counted the same way (1 is ideal).
 * **Approach recall** (``approach`` alerts vs truth ``approach`` events, window
   ``[-30 s, +300 s]``), **digging** (a ``digging`` alert within ``match_m`` during the
   digging, up to 120 s after it ends) and **faults** (a ``sensor_fault`` alert naming
@@ -285,6 +289,25 @@ def _match(
     return out
 
 
+def _owners(
+    events: list[dict[str, Any]], alerts: list[Alert], matches: list[list[int]]
+) -> dict[int, int]:
+    """Matched alert index -> index of the event it matches nearest: smallest distance to
+    the event's point, then smallest ``|t_alert - t_event|``, then the earlier event."""
+    best: dict[int, tuple[float, float, int]] = {}
+    for i, (ev, js) in enumerate(zip(events, matches, strict=True)):
+        for j in js:
+            a = alerts[j]
+            key = (
+                float(np.hypot(a.x - float(ev["x"]), a.y - float(ev["y"]))),
+                abs(a.t - float(ev["t"])),
+                i,
+            )
+            if j not in best or key < best[j]:
+                best[j] = key
+    return {j: k[2] for j, k in best.items()}
+
+
 def gospa_series(
     truth: TruthFile, tracks: Tracks, t0: float, t1: float, dt: float, c: float = 100.0
 ) -> tuple[F64, F64, F64, F64, F64]:
@@ -376,11 +399,13 @@ def score(
     s.n_crossing_alerts = len(calerts)
     used = {j for js in m for j in js}
     s.n_false_crossing_alerts = len(calerts) - len(used)
+    owner = _owners(crossings, calerts, m)
     tta: list[float] = []
     per: list[int] = []
-    for ev, js in zip(crossings, m, strict=True):
+    for i, (ev, matching) in enumerate(zip(crossings, m, strict=True)):
         row: dict[str, Any] = {"id": ev.get("id"), "t": ev["t"], "group_size": ev.get("group_size"),
-                               "detected": bool(js)}  # fmt: skip
+                               "detected": bool(matching)}  # fmt: skip
+        js = [j for j in matching if owner[j] == i] or matching
         if js:
             first = min(calerts[j].t for j in js)
             tta.append(first - float(ev["t"]))

@@ -140,6 +140,115 @@ def test_fibre_only_crossing_corroborated_by_direction(site: geo.Site) -> None:
     assert a.priority == 2
 
 
+# -- fused fibre + camera track first seen at the line (issue 4) ------------------------------
+
+FUSED = ("FO-01", "TH-01")  # a fibre unit and a thermal camera contributed
+
+
+def line_path(
+    site: geo.Site,
+    track_id: str,
+    *,
+    v_home: float,
+    v_along: float = 0.0,
+    start_sd: float = 3.0,
+    n: int = 60,
+    **kw: object,
+) -> list[TrackUpdate]:
+    """A confirmed track first reported at ``start_sd`` (at the cable: the single camera's
+    approach track was tentative, so never reported) moving ``v_home`` / ``v_along`` m/s."""
+    return [
+        track_at(
+            site, track_id, T0 + i, CH + v_along * i, start_sd + v_home * i,
+            v_home=v_home, v_along=v_along, **kw,  # type: ignore[arg-type]
+        )
+        for i in range(n)
+    ]  # fmt: skip
+
+
+def sd_of(site: geo.Site, a: Alert) -> float:
+    x, y = site.proj.to_xy(a.lon, a.lat)
+    return float(site.locate(x, y)[1])
+
+
+@pytest.mark.parametrize("start_sd", [3.0, -12.0])
+def test_fused_track_first_seen_at_the_line_heading_home_is_one_crossing(
+    site: geo.Site, start_sd: float
+) -> None:
+    e = AlertEngine(site)
+    ds = run(e, line_path(site, "L", v_home=1.2, start_sd=start_sd, sensors=FUSED))
+    crossing = alerts_of(ds, "crossing")
+    assert len(ids(crossing)) == 1
+    (a,) = opened(ds, "crossing")
+    assert a.track_id == "L"
+    assert a.priority == 2
+    assert a.sensors == list(FUSED)
+    assert "crossed from RS into RO" in a.summary
+    # raised at its first update home side (sd >= 0), without the 10 m hysteresis
+    first_home = next(i for i in range(60) if start_sd + 1.2 * i >= 0.0)
+    assert a.t == T0 + first_home
+    assert -0.01 <= sd_of(site, a) < site.cfg.alerts.crossing_hysteresis_m
+    # never seen on the neighbour side: no joint-patrol request
+    assert all(not d.ccp for d in ds)
+
+
+@pytest.mark.parametrize(
+    ("why", "kw"),
+    [
+        ("along the line", {"v_home": 0.0, "v_along": 1.5}),
+        ("along, drifting home", {"v_home": 0.3, "v_along": 1.5}),  # heading 0.2 < 0.3
+        ("heading away", {"v_home": -1.2}),
+        ("camera only", {"v_home": 1.2, "sensors": ("TH-01", "TH-02")}),
+        ("position unknown", {"v_home": 1.2, "pos_sigma_m": 50.0}),
+        ("vehicle", {"v_home": 1.2, "cls": "vehicle"}),
+        ("faster than people", {"v_home": 6.0}),
+        ("low class probability", {"v_home": 1.2, "class_p": 0.4}),
+        ("first seen home side", {"v_home": 1.2, "start_sd": 25.0}),
+    ],
+)
+def test_fused_track_at_the_line_not_crossing(
+    site: geo.Site, why: str, kw: dict[str, object]
+) -> None:
+    e = AlertEngine(site)
+    kw = {"sensors": FUSED, **kw}
+    assert alerts_of(run(e, line_path(site, "N", **kw)), "crossing") == [], why  # type: ignore[arg-type]
+
+
+def test_fused_track_coming_from_home_side_and_back_is_not_a_crossing(site: geo.Site) -> None:
+    # a patrol on foot walks from the road to the cable and back home
+    e = AlertEngine(site)
+    out = [track_at(site, "P", T0 + i, CH, 60.0 - 1.2 * i, v_home=-1.2, sensors=FUSED)
+           for i in range(48)]  # fmt: skip
+    back = [track_at(site, "P", T0 + 48 + i, CH, 2.4 + 1.2 * i, v_home=1.2, sensors=FUSED)
+            for i in range(48)]  # fmt: skip
+    assert alerts_of(run(e, out + back), "crossing") == []
+
+
+def test_fused_track_heading_home_only_past_the_line_band_is_not_a_line_crossing(
+    site: geo.Site,
+) -> None:
+    # first seen at the cable, standing; next localised 25 m in, heading home (a ghost that
+    # coasted across: night-6h seed 1, T047454)
+    e = AlertEngine(site)
+    stand = [track_at(site, "J", T0 + i, CH, 3.0, sensors=FUSED) for i in range(5)]
+    jump = [track_at(site, "J", T0 + 5 + i, CH, 25.0 + 1.2 * i, v_home=1.2, sensors=FUSED)
+            for i in range(30)]  # fmt: skip
+    assert alerts_of(run(e, stand + jump), "crossing") == []
+
+
+def test_line_crossing_is_consumed(site: geo.Site) -> None:
+    # the track crosses at the line, is resolved, walks back to the line and home again:
+    # no second crossing without a new neighbour-side sighting
+    s = msgspec.structs.replace(site.cfg.alerts, cooldown_s=0.0)
+    e = AlertEngine(site, s)
+    ds = run(e, line_path(site, "C", v_home=1.2, sensors=FUSED))
+    (a,) = opened(ds, "crossing")
+    e.handle(OperatorAction(alert_id=a.alert_id, action="resolve", who="op", t=T0 + 100))
+    again = [track_at(site, "C", T0 + 200 + i, CH, 5.0 + 1.2 * i, v_home=1.2, sensors=FUSED)
+             for i in range(30)]  # fmt: skip
+    assert opened(run(e, again), "crossing") == []
+
+
 # -- one alert per intrusion ------------------------------------------------------------------
 
 

@@ -133,3 +133,42 @@ def test_cli_reports_bad_input(tmp_path: Path) -> None:
     bad.write_text("{not json\n")
     rc = limes(["score", "--truth", str(bad), "--tracks", str(bad), "--alerts", str(bad)])
     assert rc == 2
+
+
+def test_alerts_belong_to_the_nearest_crossing(tmp_path: Path, site: Site) -> None:
+    # two parties cross 80 m and 9 s apart (crossing-10min seed 7); each gets its own alert
+    # 10 m from its crossing point, the first 2 s before its truth crossing
+    header = {"type": "scenario", "name": "hand", "seed": 0, "start_t": T0, "duration_s": 60.0,
+              "instrumented_km": 10.0}  # fmt: skip
+    truth: list[dict[str, Any]] = [header]
+    truth.append({"type": "crossing", "id": "P", "t": 1010.0, "x": X0, "y": Y0, "group_size": 1})
+    truth.append({"type": "crossing", "id": "G", "t": 1019.0, "x": X0 + 80, "y": Y0,
+                  "group_size": 5})  # fmt: skip
+    tracks = [{"t": T0, "track_id": "T1", "x": X0, "y": Y0, "vx": 0.0, "vy": 0.0,
+               "status": "confirmed"}]  # fmt: skip
+    alerts = [
+        {"alert_id": "p", "t": 1008.0, "kind": "crossing", "state": "open", **_latlon(site, 10, 0)},
+        {"alert_id": "g", "t": 1030.0, "kind": "crossing", "state": "open", **_latlon(site, 90, 0)},
+    ]
+    tp = _lines(tmp_path / "truth.jsonl", truth)
+    trp = _lines(tmp_path / "tracks.jsonl", tracks)
+    ap = _lines(tmp_path / "alerts.jsonl", alerts)
+    s = score(load_truth(tp), load_tracks(trp, site), load_alerts(ap, site))
+    assert s.recall == 1.0
+    assert s.n_false_crossing_alerts == 0
+    per = {r["id"]: r for r in s.per_crossing}
+    # each crossing is timed by its own alert, not by the other party's earlier one
+    assert per["P"]["alerts"] == ["p"]
+    assert per["G"]["alerts"] == ["g"]
+    assert per["P"]["tta_s"] == pytest.approx(-2.0)
+    assert per["G"]["tta_s"] == pytest.approx(11.0)
+    assert s.tta_p50_s == pytest.approx(4.5)
+    assert s.alerts_per_intrusion == 1.0
+    # one alert for both parties (joined): both detected, both timed by it
+    ap1 = _lines(tmp_path / "alerts1.jsonl", alerts[:1])
+    s1 = score(load_truth(tp), load_tracks(trp, site), load_alerts(ap1, site))
+    assert s1.recall == 1.0
+    per1 = {r["id"]: r for r in s1.per_crossing}
+    assert per1["G"]["alerts"] == ["p"]
+    assert per1["G"]["tta_s"] == pytest.approx(-11.0)
+    assert s1.alerts_per_intrusion == 1.0
