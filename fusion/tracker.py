@@ -57,7 +57,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fusion._jit import F8, I4, I8, U1, U4, U8, Rec, inline_kernel, kernel
+from fusion._jit import F8, I4, I8, U1, U4, U8, Rec, borrow, inline_kernel, keep, kernel
 from fusion.associator import _assign
 from fusion.classifier import _class_update
 from fusion.config import (
@@ -162,20 +162,56 @@ def _run(
     ordinary update (exactly as in order); a newer one takes the row as evidence only (hits,
     class, kinds, sensors; state, time and hit bits unchanged); no track counts a miss.
     """
+    # borrowed aliases: no atomic reference counting per view (see fusion._jit.borrow)
+    meas = borrow(meas)
+    fb = borrow(fb)
+    x = borrow(x)
+    P = borrow(P)
+    t = borrow(t)
+    t_upd = borrow(t_upd)
+    t_birth = borrow(t_birth)
+    tid = borrow(tid)
+    status = borrow(status)
+    was_conf = borrow(was_conf)
+    hist = borrow(hist)
+    hits = borrow(hits)
+    miss = borrow(miss)
+    class_p = borrow(class_p)
+    kinds = borrow(kinds)
+    sensors = borrow(sensors)
+    last_sensor = borrow(last_sensor)
+    free = borrow(free)
+    ctr = borrow(ctr)
+    g = borrow(g)
+    kpar = borrow(kpar)
+    cpar = borrow(cpar)
+    spd = borrow(spd)
+    slam = borrow(slam)
+    C = borrow(C)
+    prior = borrow(prior)
+    rec_tid = borrow(rec_tid)
+    rec_act = borrow(rec_act)
+    rec_d2 = borrow(rec_d2)
     cap = x.shape[0]
-    XP = np.empty((cap, 4))
-    PP = np.empty((cap, 4, 4))
+    XP_o = np.empty((cap, 4))
+    PP_o = np.empty((cap, 4, 4))
+    XP = borrow(XP_o)
+    PP = borrow(PP_o)
     live = np.empty(cap, dtype=np.int64)
-    nb = 64
+    nb = 64 + 4 * meas.shape[0]  # pair buffers (grown by the gater when a frame needs more)
     pt = np.empty(nb, dtype=np.int64)
     pm = np.empty(nb, dtype=np.int64)
     pd2 = np.empty(nb)
     pld = np.empty(nb)
     pk = np.empty(nb, dtype=np.int64)
-    nu = np.empty(3)
-    H = np.zeros((3, 4))
-    R = np.zeros((3, 3))
-    ws = np.zeros((7, 4, 4))
+    nu_o = np.empty(3)
+    H_o = np.zeros((3, 4))
+    R_o = np.zeros((3, 3))
+    ws_o = np.zeros((7, 4, 4))
+    nu = borrow(nu_o)
+    H = borrow(H_o)
+    R = borrow(R_o)
+    ws = borrow(ws_o)
     gate = g[G_GATE]
     across = g[G_ACROSS]
     s_vr = g[G_SVR]
@@ -250,7 +286,10 @@ def _run(
         t_to_m = np.empty(n_live, dtype=np.int64)
         m_to_t = np.empty(m, dtype=np.int64)
         n_greedy += _assign(ct, cm, cc, nc, n_live, m, int(g[G_MAX_EXACT]), t_to_m, m_to_t)
-        # 4. updates
+        # 4. updates. The predicted state is read through the owned XP_o / PP_o here (views
+        # with reference counting, once per assigned pair): through the borrowed aliases the
+        # fast-math optimiser reorders the update's arithmetic and results change in the last
+        # bit (service replay output no longer byte-identical), so this loop keeps its code.
         for a in range(n_live):
             b = t_to_m[a]
             if b < 0:
@@ -275,7 +314,7 @@ def _run(
                 r["tx"],
                 r["ty"],
                 r["extent"],
-                XP[i],
+                XP_o[i],
                 across,
                 s_vr,
                 nu,
@@ -285,7 +324,7 @@ def _run(
             if oosm and t[i] > tf:
                 # updated since the row's time: evidence only (hits, class, sensors), no
                 # state update, no hit bit (see the module docstring, late measurements)
-                d2, _ = _innov_cov(PP[i], nu, H, R, k, ws[0], ws[1], ws[2, 0])
+                d2, _ = _innov_cov(PP_o[i], nu, H, R, k, ws[0], ws[1], ws[2, 0])
                 hits[i] += 1
                 _class_update(class_p[i], prior, C[kind], r["cls"], r["conf"], g[G_EPS])
                 kinds[i] |= 1 << kind
@@ -295,7 +334,7 @@ def _run(
                 rec_act[j] = ASSIGNED
                 rec_d2[j] = d2
                 continue
-            d2 = _kf_update(XP[i], PP[i], nu, H, R, k, x[i], P[i], ws)
+            d2 = _kf_update(XP_o[i], PP_o[i], nu, H, R, k, x[i], P[i], ws)
             t[i] = tf
             t_upd[i] = tf
             hits[i] += 1
@@ -407,6 +446,12 @@ def _run(
             rec_tid[j] = tid[i]
             rec_act[j] = STARTED
             rec_d2[j] = math.nan
+    keep(XP_o)
+    keep(PP_o)
+    keep(nu_o)
+    keep(H_o)
+    keep(R_o)
+    keep(ws_o)
     return n_greedy
 
 
@@ -481,6 +526,30 @@ def _finish(
     x (n, 4) predicted to now, P (n, 4, 4), pos_sigma, class_p, confidence, kinds, sensors,
     t_upd, t_birth, hits, merged_into)``.
     """
+    # arguments as borrowed aliases: no reference counting per view (fusion._jit.borrow)
+    x = borrow(x)
+    P = borrow(P)
+    t = borrow(t)
+    t_upd = borrow(t_upd)
+    t_birth = borrow(t_birth)
+    tid = borrow(tid)
+    status = borrow(status)
+    was_conf = borrow(was_conf)
+    hist = borrow(hist)
+    hits = borrow(hits)
+    miss = borrow(miss)
+    class_p = borrow(class_p)
+    kinds = borrow(kinds)
+    sensors = borrow(sensors)
+    last_sensor = borrow(last_sensor)
+    merged_into = borrow(merged_into)
+    free = borrow(free)
+    ctr = borrow(ctr)
+    g = borrow(g)
+    kpar = borrow(kpar)
+    cpar = borrow(cpar)
+    prior = borrow(prior)
+    C_fibre = borrow(C_fibre)
     hw = ctr[C_HW]
     n_expired = _expire(status, miss, t_upd, class_p, kinds, P, g, cpar, kpar, now, hw, ctr)
     n_merged = _merge(
@@ -545,6 +614,11 @@ def _finish(
             o_hits,
             o_mi,
         )
+    # the outputs are returned (owned); the loop writes through borrowed aliases
+    b_cp = borrow(o_cp)
+    b_x = borrow(o_x)
+    b_P = borrow(o_P)
+    b_sens = borrow(o_sens)
     r = 0
     for i in range(hw):
         if status[i] == FREE:
@@ -552,11 +626,11 @@ def _finish(
         q = 0.0
         for k in range(class_p.shape[1]):
             q += class_p[i, k] * cpar[k, C_Q]
-            o_cp[r, k] = class_p[i, k]
-        _predict_one(x[i], P[i], now - t[i], q, o_x[r], o_P[r])
-        a = o_P[r, 0, 0]
-        b = o_P[r, 0, 1]
-        d = o_P[r, 1, 1]
+            b_cp[r, k] = class_p[i, k]
+        _predict_one(x[i], P[i], now - t[i], q, b_x[r], b_P[r])
+        a = b_P[r, 0, 0]
+        b = b_P[r, 0, 1]
+        d = b_P[r, 1, 1]
         o_sig[r] = math.sqrt(max(0.5 * (a + d) + math.sqrt(0.25 * (a - d) ** 2 + b * b), 0.0))
         pm = 1.0
         for k in range(kpar.shape[0]):
@@ -568,7 +642,7 @@ def _finish(
         o_wc[r] = was_conf[i]
         o_kinds[r] = kinds[i]
         for w in range(sensors.shape[1]):
-            o_sens[r, w] = sensors[i, w]
+            b_sens[r, w] = sensors[i, w]
         o_tu[r] = t_upd[i]
         o_tb[r] = t_birth[i]
         o_hits[r] = hits[i]
