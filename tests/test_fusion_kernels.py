@@ -291,3 +291,37 @@ def test_confirmable_matches_twin() -> None:
         assert got == exp, (P[:2, :2], kinds, sens)
         n_conf += got
     assert 20 < n_conf < 380  # both outcomes exercised
+
+
+def test_step_row_helpers_match_twins() -> None:
+    """The per-step helpers of Tracker.step (row scan, record fill, log copy) against numpy."""
+    from fusion.tracker import INVALID, REC_DTYPE, _copy_meas, _records, _scan_rows
+
+    rng = np.random.default_rng(7)
+    for trial in range(20):
+        m = _mixed_meas(rng, 25)
+        m["t"] = rng.uniform(-5, 5, len(m))
+        if trial % 3 == 0:
+            m["t"][rng.integers(len(m))] = np.nan
+        if trial % 5 == 0:
+            m["t"][:] = np.nan
+        k, t0, t1 = _scan_rows(m)
+        ek, et0, et1 = naive.scan_rows(m)
+        assert k == ek
+        assert (math.isnan(t0) and math.isnan(et0)) or t0 == et0
+        assert t1 == et1
+        tid = rng.integers(-1, 50, len(m))
+        act = rng.integers(0, 5, len(m)).astype(np.uint8)
+        d2 = np.where(rng.random(len(m)) < 0.3, np.nan, rng.exponential(3.0, len(m)))
+        rec = np.empty(len(m), dtype=REC_DTYPE)
+        n_inv = _records(m, tid, act, d2, rec)
+        erec, en_inv = naive.records(m, tid, act, d2, REC_DTYPE)
+        assert INVALID == 3
+        assert n_inv == en_inv
+        assert rec.tobytes() == erec.tobytes()
+        c = _copy_meas(m)
+        assert c.dtype == m.dtype
+        assert c.tobytes() == m.tobytes()
+        assert c.flags.writeable
+        c["x"][0] = 1e9  # a copy: the input is untouched
+        assert m["x"][0] != 1e9
