@@ -833,6 +833,7 @@ class Tracker:
         ]
         self._step_times: list[float] = []  # step times since the oldest checkpoint
         self._n_invalid = 0  # INVALID records made in the current step
+        self._spare: list[TrackTable] = []  # pruned checkpoints' tables, for reuse
 
     # ------------------------------------------------------------------ public
     def step(self, t: float, meas: MeasArray | None = None) -> StepResult:
@@ -1044,15 +1045,25 @@ class Tracker:
         if h <= 0:
             return
         if not self._ckpts or t - self._ckpts[-1].step_t >= self.config.checkpoint_s:
+            into = self._spare.pop() if self._spare else None
             self._ckpts.append(
-                _Checkpoint(t, self.frontier, self.table.compact_copy(), self._settled_t)
+                _Checkpoint(t, self.frontier, self.table.compact_copy(into=into), self._settled_t)
             )
+        self._prune(t)
+
+    def _prune(self, t: float) -> None:
+        """Drop what a late row at step time ``t`` can no longer need (horizon ``h``)."""
+        h = self.config.horizon_s
         # keep the newest checkpoint at or before t - h, and everything after it; prune the
         # step times and log chunks it no longer needs from the front (O(pruned) per step)
         cut = 0
         while cut + 1 < len(self._ckpts) and self._ckpts[cut + 1].step_t <= t - h:
             cut += 1
         if cut:
+            # a pruned checkpoint's table is referenced nowhere else: reuse its memory
+            for c in self._ckpts[:cut]:
+                if len(self._spare) < 2:
+                    self._spare.append(c.table)
             del self._ckpts[:cut]
         first = self._ckpts[0]
         k = 0

@@ -16,7 +16,7 @@ from fusion.gater import gate
 from fusion.initiator import init_state
 from fusion.measurements import Kind, MeasArray
 from fusion.predictor import predict
-from fusion.state import CONFIRMED, TENTATIVE
+from fusion.state import CONFIRMED, TENTATIVE, TrackTable
 from fusion.updater import update
 from tests import naive
 
@@ -325,3 +325,51 @@ def test_step_row_helpers_match_twins() -> None:
         assert c.flags.writeable
         c["x"][0] = 1e9  # a copy: the input is untouched
         assert m["x"][0] != 1e9
+
+
+def _random_table(rng: np.random.Generator, cap: int, hw: int) -> TrackTable:
+    t = TrackTable(cap)
+    for name in TrackTable.__slots__:
+        if name in {"ctr", "free"}:
+            continue
+        a = getattr(t, name)
+        if a.dtype.kind == "f":
+            a[:] = rng.normal(0, 100, a.shape)
+            a.flat[rng.integers(0, a.size, 5)] = np.nan
+        else:
+            info = np.iinfo(a.dtype)
+            a[:] = rng.integers(info.min, info.max, a.shape, dtype=a.dtype, endpoint=True)
+    t.ctr[:] = [17, cap - hw, hw // 2, hw]
+    t.free[:] = rng.permutation(cap)
+    return t
+
+
+def test_compact_copy_into_reused_table_matches_fresh_copy() -> None:
+    """A checkpoint copied into a pruned checkpoint's table (kernel) holds exactly what a
+    fresh copy (numpy slices, the twin) holds, and expands to the same table."""
+    rng = np.random.default_rng(11)
+    for cap, hw, old_hw in ((64, 40, 50), (64, 40, 40), (128, 3, 100), (64, 64, 64)):
+        src = _random_table(rng, cap, hw)
+        old = _random_table(rng, cap, old_hw).compact_copy()  # garbage to overwrite
+        fresh = src.compact_copy()
+        got = src.compact_copy(into=old)
+        assert got is old
+        for name in TrackTable.__slots__:
+            a, b = getattr(fresh, name), getattr(got, name)
+            if name in {"ctr", "free"}:
+                assert a.tobytes() == b.tobytes(), name
+            else:
+                assert a[:hw].tobytes() == getattr(src, name)[:hw].tobytes(), name
+                assert b[:hw].tobytes() == a[:hw].tobytes(), name
+        ea, eb = fresh.expanded(), got.expanded()
+        for name in TrackTable.__slots__:
+            assert getattr(ea, name).tobytes() == getattr(eb, name).tobytes(), name
+    # refused reuse (too few rows, other capacity): a fresh copy, the old table untouched
+    src = _random_table(rng, 64, 40)
+    small = _random_table(rng, 64, 10).compact_copy()
+    before = small.x.copy()
+    got = src.compact_copy(into=small)
+    assert got is not small
+    assert small.x.tobytes() == before.tobytes()
+    other = _random_table(rng, 128, 50).compact_copy()
+    assert src.compact_copy(into=other) is not other
