@@ -287,10 +287,10 @@ def _run(
         t_to_m = np.empty(n_live, dtype=np.int64)
         m_to_t = np.empty(m, dtype=np.int64)
         n_greedy += _assign(ct, cm, cc, nc, n_live, m, int(g[G_MAX_EXACT]), t_to_m, m_to_t)
-        # 4. updates. The predicted state is read through the owned XP_o / PP_o here (views
-        # with reference counting, once per assigned pair): through the borrowed aliases the
-        # fast-math optimiser reorders the update's arithmetic and results change in the last
-        # bit (service replay output no longer byte-identical), so this loop keeps its code.
+        # 4. updates. The measurement model reads the predicted state through the owned XP_o
+        # (a reference-counted view, once per assigned pair): through the borrowed alias the
+        # fast-math optimiser reorders its arithmetic and radar tracks change in the last bit
+        # (service replay no longer byte-identical; checked with PP_o in _innov_cov too).
         for a in range(n_live):
             b = t_to_m[a]
             if b < 0:
@@ -335,7 +335,7 @@ def _run(
                 rec_act[j] = ASSIGNED
                 rec_d2[j] = d2
                 continue
-            d2 = _kf_update(XP_o[i], PP_o[i], nu, H, R, k, x[i], P[i], ws)
+            d2 = _kf_update(XP[i], PP[i], nu, H, R, k, x[i], P[i], ws)
             t[i] = tf
             t_upd[i] = tf
             hits[i] += 1
