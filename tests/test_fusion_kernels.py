@@ -373,3 +373,34 @@ def test_compact_copy_into_reused_table_matches_fresh_copy() -> None:
     assert small.x.tobytes() == before.tobytes()
     other = _random_table(rng, 128, 50).compact_copy()
     assert src.compact_copy(into=other) is not other
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_assign_is_optimal_on_large_clusters(seed: int) -> None:
+    """Clusters of 15-40 tracks (cost matrices beyond the solver's initial 256-entry scratch,
+    which then grows), several per problem, against scipy's assignment on the same
+    ``tracks x (measurements + one zero-cost 'unassigned' column per track)`` matrix."""
+    from scipy.optimize import linear_sum_assignment
+
+    rng = np.random.default_rng(100 + seed)
+    nt, nm = int(rng.integers(15, 41)), int(rng.integers(15, 41))
+    dense = rng.random((nt, nm)) < 0.3
+    pt, pm = np.nonzero(dense)
+    cost = rng.normal(-2, 2, len(pt))
+    cost[rng.random(len(pt)) < 0.1] = 0.5
+    t_to_m, m_to_t = assign(pt, pm, cost, nt, nm, max_exact=256)
+    big = 1e9
+    M = np.full((nt, nm + nt), big)
+    M[:, nm:] = np.where(np.eye(nt) > 0, 0.0, big)
+    for a, b, c in zip(pt, pm, cost, strict=True):
+        if c < 0:
+            M[a, b] = min(M[a, b], c)
+    r, c = linear_sum_assignment(M)
+    best = float(M[r, c].sum())
+    total = 0.0
+    for a in range(nt):
+        b = int(t_to_m[a])
+        if b >= 0:
+            assert m_to_t[b] == a
+            total += float(M[a, b])
+    assert total == pytest.approx(best, abs=1e-9)
