@@ -392,11 +392,11 @@ def test_assign_is_optimal_on_large_clusters(seed: int) -> None:
     big = 1e9
     M = np.full((nt, nm + nt), big)
     M[:, nm:] = np.where(np.eye(nt) > 0, 0.0, big)
-    for a, b, c in zip(pt, pm, cost, strict=True):
-        if c < 0:
-            M[a, b] = min(M[a, b], c)
-    r, c = linear_sum_assignment(M)
-    best = float(M[r, c].sum())
+    for ta, mb, cv in zip(pt.tolist(), pm.tolist(), cost.tolist(), strict=True):
+        if cv < 0:
+            M[ta, mb] = min(M[ta, mb], cv)
+    rows, cols = linear_sum_assignment(M)
+    best = float(M[rows, cols].sum())
     total = 0.0
     for a in range(nt):
         b = int(t_to_m[a])
