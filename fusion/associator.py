@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fusion._jit import F8, I8, inline_kernel, kernel
+from fusion._jit import B1, F8, I8, borrow, inline_kernel, keep, kernel
 
 _BIG = 1e12
 
@@ -36,12 +36,31 @@ def _hungarian(cost: F8, n: int, m: int, row_to_col: I8) -> None:
     ``row_to_col[i]`` receives row i's column. Entries ``>= _BIG`` are forbidden but must leave
     a feasible solution (the caller's zero-cost dummy columns guarantee one).
     """
-    u = np.zeros(n + 1)
-    v = np.zeros(m + 1)
-    p = np.zeros(m + 1, dtype=np.int64)  # p[j]: row (1-based) matched to column j (1-based)
-    way = np.zeros(m + 1, dtype=np.int64)
-    minv = np.empty(m + 1)
-    used = np.zeros(m + 1, dtype=np.bool_)
+    fw = np.empty((3, m + 1))
+    iw = np.empty((2, m + 1), dtype=np.int64)
+    used = np.empty(m + 1, dtype=np.bool_)
+    _hungarian_ws(cost, n, m, row_to_col, fw, iw, used)
+
+
+@kernel
+def _hungarian_ws(cost: F8, n: int, m: int, row_to_col: I8, fw: F8, iw: I8, used: B1) -> None:
+    """:func:`_hungarian` with caller-owned scratch: ``fw`` (3, >= m + 1) floats, ``iw``
+    (2, >= m + 1) ints, ``used`` (>= m + 1) (no allocation per cluster)."""
+    cost = borrow(cost)  # arguments: borrowed aliases (no reference counting per view)
+    row_to_col = borrow(row_to_col)
+    fw = borrow(fw)
+    iw = borrow(iw)
+    used = borrow(used)
+    u = fw[0]  # u[i], i = 0..n (n <= m)
+    v = fw[1]
+    minv = fw[2]
+    p = iw[0]  # p[j]: row (1-based) matched to column j (1-based)
+    way = iw[1]
+    for j in range(m + 1):
+        u[j] = 0.0
+        v[j] = 0.0
+        p[j] = 0
+        way[j] = 0
     for i in range(1, n + 1):
         p[0] = i
         j0 = 0
@@ -103,7 +122,13 @@ def _assign(
         m_to_t[b] = -1
     if n_pairs == 0:
         return 0
-    parent = np.arange(n_t + n_m)
+    pt = borrow(pt)  # arguments: borrowed aliases (no reference counting per use)
+    pm = borrow(pm)
+    pc = borrow(pc)
+    t_to_m = borrow(t_to_m)
+    m_to_t = borrow(m_to_t)
+    parent_o = np.arange(n_t + n_m)
+    parent = borrow(parent_o)
     for q in range(n_pairs):
         ra = _find(parent, pt[q])
         rb = _find(parent, n_t + pm[q])
@@ -126,6 +151,19 @@ def _assign(
         fill[root[q]] += 1
     tl = np.full(n_t, -1, dtype=np.int64)  # local index of a track inside its component
     ml = np.full(n_m, -1, dtype=np.int64)
+    # per-cluster scratch, allocated once per call (a cluster has at most n_t tracks and
+    # n_m measurements; the cost matrix buffer grows on demand)
+    tracks_o = np.empty(n_t, dtype=np.int64)
+    meass_o = np.empty(n_m, dtype=np.int64)
+    rc_o = np.empty(n_t, dtype=np.int64)
+    fw_o = np.empty((3, n_t + n_m + 1))
+    iw_o = np.empty((2, n_t + n_m + 1), dtype=np.int64)
+    used_o = np.empty(n_t + n_m + 1, dtype=np.bool_)
+    cost_o = np.empty(256)
+    tracks = borrow(tracks_o)
+    meass = borrow(meass_o)
+    rc = borrow(rc_o)
+    cost_f = borrow(cost_o)
     n_greedy = 0
     for r in range(nn):
         a0 = cnt[r]
@@ -148,22 +186,24 @@ def _assign(
             if ml[pm[q]] < 0:
                 ml[pm[q]] = nc
                 nc += 1
-        tracks = np.empty(nr, dtype=np.int64)
-        meass = np.empty(nc, dtype=np.int64)
         for z in range(a0, a1):
             q = order[z]
             tracks[tl[pt[q]]] = pt[q]
             meass[ml[pm[q]]] = pm[q]
         if nr <= max_exact:
             cols = nc + nr
-            cost = np.full((nr, cols), _BIG)
+            if nr * cols > cost_o.shape[0]:
+                cost_o = np.empty(max(2 * cost_o.shape[0], nr * cols))
+                cost_f = borrow(cost_o)
+            cost = cost_f[: nr * cols].reshape((nr, cols))
             for i in range(nr):
+                for j in range(cols):
+                    cost[i, j] = _BIG
                 cost[i, nc + i] = 0.0
             for z in range(a0, a1):
                 q = order[z]
                 cost[tl[pt[q]], ml[pm[q]]] = min(cost[tl[pt[q]], ml[pm[q]]], pc[q])
-            rc = np.empty(nr, dtype=np.int64)
-            _hungarian(cost, nr, cols, rc)
+            _hungarian_ws(cost, nr, cols, rc, fw_o, iw_o, used_o)
             for i in range(nr):
                 j = rc[i]
                 if j < nc and cost[i, j] < 0.0:
@@ -186,6 +226,11 @@ def _assign(
             tl[tracks[i]] = -1
         for j in range(nc):
             ml[meass[j]] = -1
+    keep(parent_o)
+    keep(tracks_o)
+    keep(meass_o)
+    keep(rc_o)
+    keep(cost_o)
     return n_greedy
 
 

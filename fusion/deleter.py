@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from fusion._jit import B1, F8, I4, I8, U1, inline_kernel, kernel
+from fusion._jit import B1, F8, I4, I8, U1, borrow, inline_kernel, kernel
 from fusion.config import (
     C_TIMEOUT,
     G_CONF_MISS,
@@ -85,6 +85,16 @@ def _expire(
     ctr: I8,
 ) -> int:
     """Mark DEAD every live slot below ``hw`` that :func:`_is_expired` at time ``t``."""
+    status = borrow(status)  # borrowed aliases: no reference counting per view
+    miss = borrow(miss)
+    t_upd = borrow(t_upd)
+    class_p = borrow(class_p)
+    kinds = borrow(kinds)
+    P = borrow(P)
+    g = borrow(g)
+    cpar = borrow(cpar)
+    kpar = borrow(kpar)
+    ctr = borrow(ctr)
     n = 0
     for i in range(hw):
         st = status[i]

@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from fusion._jit import F8, I8, Rec, kernel
+from fusion._jit import F8, I8, Rec, borrow, keep, kernel
 from fusion.updater import FIBRE, _fibre_cov, _innov_cov, _model
 
 
@@ -76,6 +76,12 @@ def _gate_frame(
     n_pairs = 0
     if m <= 0 or n_live <= 0:
         return n_pairs, pt, pm, pd2, pld, pk
+    # read-only inputs as borrowed aliases (no reference counting per view, fusion._jit);
+    # the pair buffers may be reallocated and returned, so they stay owned
+    meas = borrow(meas)
+    XP = borrow(XP)
+    PP = borrow(PP)
+    live = borrow(live)
     x0 = math.inf
     y0 = math.inf
     x1 = -math.inf
@@ -125,25 +131,100 @@ def _gate_frame(
         if c >= 0:
             items[fill[c]] = j
             fill[c] += 1
-    nu = np.empty(3)
-    H = np.zeros((3, 4))
-    R = np.zeros((3, 3))
-    S = np.empty((3, 3))
-    L = np.zeros((3, 3))
-    wv = np.empty(3)
-    for li in range(n_live):
+    n_pairs = 0
+    li = 0
+    while True:
+        n_pairs, li = _gate_tracks(
+            meas, XP, PP, live, li, n_live, across, s_vr, gate, m, rxx_max, ryy_max,
+            x0, y0, w, h, cell, nx, ny, start, items, n_pairs, pt, pm, pd2, pld, pk,
+        )  # fmt: skip
+        if li >= n_live:
+            return n_pairs, pt, pm, pd2, pld, pk
+        # the next track's pairs might not fit: grow (outside the pair loop, where a
+        # reallocated buffer would cost reference counting per pair) and resume
+        pt = _grow_i(pt, n_pairs + m)
+        pm = _grow_i(pm, n_pairs + m)
+        pd2 = _grow_f(pd2, n_pairs + m)
+        pld = _grow_f(pld, n_pairs + m)
+        pk = _grow_i(pk, n_pairs + m)
+
+
+@kernel
+def _gate_tracks(
+    meas: Rec,
+    XP: F8,
+    PP: F8,
+    live: I8,
+    li0: int,
+    n_live: int,
+    across: float,
+    s_vr: float,
+    gate: float,
+    m: int,
+    rxx_max: float,
+    ryy_max: float,
+    x0: float,
+    y0: float,
+    w: float,
+    h: float,
+    cell: float,
+    nx: int,
+    ny: int,
+    start: I8,
+    items: I8,
+    n_pairs: int,
+    pt: I8,
+    pm: I8,
+    pd2: F8,
+    pld: F8,
+    pk: I8,
+) -> tuple[int, int]:
+    """Gate tracks ``live[li0:n_live]`` against the frame's grid (:func:`_gate_frame`),
+    appending pairs at ``n_pairs``. Stops before a track when fewer than ``m`` (the frame's
+    measurements, the most one track can pair with) entries are free; returns ``(n_pairs,
+    next track)`` (``n_live`` when done)."""
+    meas = borrow(meas)  # borrowed aliases: no reference counting per view
+    XP = borrow(XP)
+    PP = borrow(PP)
+    live = borrow(live)
+    start = borrow(start)
+    items = borrow(items)
+    pt = borrow(pt)
+    pm = borrow(pm)
+    pd2 = borrow(pd2)
+    pld = borrow(pld)
+    pk = borrow(pk)
+    cap = pt.shape[0]
+    nu_o = np.empty(3)
+    H_o = np.zeros((3, 4))
+    R_o = np.zeros((3, 3))
+    S_o = np.empty((3, 3))
+    L_o = np.zeros((3, 3))
+    wv_o = np.empty(3)
+    nu = borrow(nu_o)
+    H = borrow(H_o)
+    R = borrow(R_o)
+    S = borrow(S_o)
+    L = borrow(L_o)
+    wv = borrow(wv_o)
+    li = li0
+    while li < n_live:
+        if cap - n_pairs < m:
+            break
         i = live[li]
         xp = XP[i]
         P = PP[i]
         hx = math.sqrt(gate * (P[0, 0] + rxx_max))
         hy = math.sqrt(gate * (P[1, 1] + ryy_max))
         if not (math.isfinite(xp[0]) and math.isfinite(xp[1]) and hx < 1e12 and hy < 1e12):
+            li += 1
             continue
         lo_x = xp[0] - hx - x0
         hi_x = xp[0] + hx - x0
         lo_y = xp[1] - hy - y0
         hi_y = xp[1] + hy - y0
         if hi_x < 0.0 or hi_y < 0.0 or lo_x > w or lo_y > h:
+            li += 1
             continue
         ix0 = max(0, int(lo_x / cell))
         ix1 = min(nx - 1, int(hi_x / cell))
@@ -183,19 +264,20 @@ def _gate_frame(
                         continue
                     d2, ld = _innov_cov(P, nu, H, R, k, S, L, wv)
                     if d2 < gate:
-                        if n_pairs >= pt.shape[0]:
-                            pt = _grow_i(pt, n_pairs + 1)
-                            pm = _grow_i(pm, n_pairs + 1)
-                            pd2 = _grow_f(pd2, n_pairs + 1)
-                            pld = _grow_f(pld, n_pairs + 1)
-                            pk = _grow_i(pk, n_pairs + 1)
                         pt[n_pairs] = li
                         pm[n_pairs] = j
                         pd2[n_pairs] = d2
                         pld[n_pairs] = ld
                         pk[n_pairs] = k
                         n_pairs += 1
-    return n_pairs, pt, pm, pd2, pld, pk
+        li += 1
+    keep(nu_o)
+    keep(H_o)
+    keep(R_o)
+    keep(S_o)
+    keep(L_o)
+    keep(wv_o)
+    return n_pairs, li
 
 
 def gate(

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from fusion._jit import F8, U8, inline_kernel, kernel
+from fusion._jit import F8, U8, borrow, inline_kernel, kernel
 from fusion.config import G_CAM_MIN, G_CONF_SIGMA
 from fusion.measurements import Kind
 from fusion.updater import FIBRE, _fibre_frame, _pos_var_max
@@ -58,6 +58,8 @@ def _init_state(
     P: F8,
 ) -> bool:
     """Write the initial ``x`` (4,), ``P`` (4, 4); False if the position/covariance is unusable."""
+    x = borrow(x)  # borrowed aliases: no reference counting per use
+    P = borrow(P)
     rxx = cxx
     rxy = cxy
     ryy = cyy

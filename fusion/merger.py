@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-from fusion._jit import F8, I4, I8, U1, U4, U8, inline_kernel, kernel
+from fusion._jit import F8, I4, I8, U1, U4, U8, borrow, inline_kernel, keep, kernel
 from fusion.classifier import _class_update
 from fusion.config import (
     C_Q,
@@ -106,6 +106,27 @@ def _merge(
     C_fibre: F8,
 ) -> int:
     """Merge duplicate / grouped live tracks among slots ``< hw``; returns merges done."""
+    # arguments as borrowed aliases: no reference counting per view (fusion._jit.borrow)
+    x = borrow(x)
+    P = borrow(P)
+    t = borrow(t)
+    t_upd = borrow(t_upd)
+    tid = borrow(tid)
+    status = borrow(status)
+    was_conf = borrow(was_conf)
+    hist = borrow(hist)
+    hits = borrow(hits)
+    miss = borrow(miss)
+    class_p = borrow(class_p)
+    kinds = borrow(kinds)
+    sensors = borrow(sensors)
+    last_sensor = borrow(last_sensor)
+    merged_into = borrow(merged_into)
+    ctr = borrow(ctr)
+    g = borrow(g)
+    cpar = borrow(cpar)
+    prior = borrow(prior)
+    C_fibre = borrow(C_fibre)
     live = np.empty(hw, dtype=np.int64)
     n = 0
     for i in range(hw):
@@ -114,8 +135,10 @@ def _merge(
             n += 1
     if n < 2:
         return 0
-    XP = np.empty((hw, 4))
-    PP = np.empty((hw, 4, 4))
+    XP_o = np.empty((hw, 4))
+    PP_o = np.empty((hw, 4, 4))
+    XP = borrow(XP_o)
+    PP = borrow(PP_o)
     x0 = math.inf
     y0 = math.inf
     x1 = -math.inf
@@ -208,4 +231,6 @@ def _merge(
                     merged_into[d] = tid[s]
                     ctr[C_NLIVE] -= 1
                     n_merged += 1
+    keep(XP_o)
+    keep(PP_o)
     return n_merged

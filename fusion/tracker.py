@@ -54,10 +54,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from fusion._jit import F8, I4, I8, U1, U4, U8, Rec, inline_kernel, kernel
+from fusion._jit import F8, I4, I8, U1, U4, U8, Rec, borrow, inline_kernel, keep, kernel
 from fusion.associator import _assign
 from fusion.classifier import _class_update
 from fusion.config import (
@@ -162,20 +163,56 @@ def _run(
     ordinary update (exactly as in order); a newer one takes the row as evidence only (hits,
     class, kinds, sensors; state, time and hit bits unchanged); no track counts a miss.
     """
+    # borrowed aliases: no atomic reference counting per view (see fusion._jit.borrow)
+    meas = borrow(meas)
+    fb = borrow(fb)
+    x = borrow(x)
+    P = borrow(P)
+    t = borrow(t)
+    t_upd = borrow(t_upd)
+    t_birth = borrow(t_birth)
+    tid = borrow(tid)
+    status = borrow(status)
+    was_conf = borrow(was_conf)
+    hist = borrow(hist)
+    hits = borrow(hits)
+    miss = borrow(miss)
+    class_p = borrow(class_p)
+    kinds = borrow(kinds)
+    sensors = borrow(sensors)
+    last_sensor = borrow(last_sensor)
+    free = borrow(free)
+    ctr = borrow(ctr)
+    g = borrow(g)
+    kpar = borrow(kpar)
+    cpar = borrow(cpar)
+    spd = borrow(spd)
+    slam = borrow(slam)
+    C = borrow(C)
+    prior = borrow(prior)
+    rec_tid = borrow(rec_tid)
+    rec_act = borrow(rec_act)
+    rec_d2 = borrow(rec_d2)
     cap = x.shape[0]
-    XP = np.empty((cap, 4))
-    PP = np.empty((cap, 4, 4))
+    XP_o = np.empty((cap, 4))
+    PP_o = np.empty((cap, 4, 4))
+    XP = borrow(XP_o)
+    PP = borrow(PP_o)
     live = np.empty(cap, dtype=np.int64)
-    nb = 64
+    nb = 64 + 4 * meas.shape[0]  # pair buffers (grown by the gater when a frame needs more)
     pt = np.empty(nb, dtype=np.int64)
     pm = np.empty(nb, dtype=np.int64)
     pd2 = np.empty(nb)
     pld = np.empty(nb)
     pk = np.empty(nb, dtype=np.int64)
-    nu = np.empty(3)
-    H = np.zeros((3, 4))
-    R = np.zeros((3, 3))
-    ws = np.zeros((7, 4, 4))
+    nu_o = np.empty(3)
+    H_o = np.zeros((3, 4))
+    R_o = np.zeros((3, 3))
+    ws_o = np.zeros((7, 4, 4))
+    nu = borrow(nu_o)
+    H = borrow(H_o)
+    R = borrow(R_o)
+    ws = borrow(ws_o)
     gate = g[G_GATE]
     across = g[G_ACROSS]
     s_vr = g[G_SVR]
@@ -250,7 +287,10 @@ def _run(
         t_to_m = np.empty(n_live, dtype=np.int64)
         m_to_t = np.empty(m, dtype=np.int64)
         n_greedy += _assign(ct, cm, cc, nc, n_live, m, int(g[G_MAX_EXACT]), t_to_m, m_to_t)
-        # 4. updates
+        # 4. updates. The measurement model reads the predicted state through the owned XP_o
+        # (a reference-counted view, once per assigned pair): through the borrowed alias the
+        # fast-math optimiser reorders its arithmetic and radar tracks change in the last bit
+        # (service replay no longer byte-identical; checked with PP_o in _innov_cov too).
         for a in range(n_live):
             b = t_to_m[a]
             if b < 0:
@@ -275,7 +315,7 @@ def _run(
                 r["tx"],
                 r["ty"],
                 r["extent"],
-                XP[i],
+                XP_o[i],
                 across,
                 s_vr,
                 nu,
@@ -285,7 +325,7 @@ def _run(
             if oosm and t[i] > tf:
                 # updated since the row's time: evidence only (hits, class, sensors), no
                 # state update, no hit bit (see the module docstring, late measurements)
-                d2, _ = _innov_cov(PP[i], nu, H, R, k, ws[0], ws[1], ws[2, 0])
+                d2, _ = _innov_cov(PP_o[i], nu, H, R, k, ws[0], ws[1], ws[2, 0])
                 hits[i] += 1
                 _class_update(class_p[i], prior, C[kind], r["cls"], r["conf"], g[G_EPS])
                 kinds[i] |= 1 << kind
@@ -407,6 +447,12 @@ def _run(
             rec_tid[j] = tid[i]
             rec_act[j] = STARTED
             rec_d2[j] = math.nan
+    keep(XP_o)
+    keep(PP_o)
+    keep(nu_o)
+    keep(H_o)
+    keep(R_o)
+    keep(ws_o)
     return n_greedy
 
 
@@ -428,6 +474,48 @@ def _frames(tt: F8, ss: I4, fb: I8) -> tuple[int, int]:
         fb[nf] = j
     fb[nf + 1] = n
     return nf + 1, smax
+
+
+@kernel
+def _scan_rows(meas: Rec) -> tuple[int, float, float]:
+    """``(largest kind, smallest t, largest t)`` of non-empty ``meas``; the smallest ``t`` is
+    NaN if any ``t`` is (as ``numpy.min``)."""
+    kmax = 0
+    tmin = math.inf
+    tmax = -math.inf
+    nan = False
+    for j in range(meas.shape[0]):
+        kmax = max(kmax, int(meas[j]["kind"]))
+        tj = meas[j]["t"]
+        if math.isnan(tj):
+            nan = True
+        else:
+            tmin = min(tmin, tj)
+            tmax = max(tmax, tj)
+    return kmax, (math.nan if nan else tmin), tmax
+
+
+@kernel
+def _records(meas: Rec, rec_tid: I8, rec_act: U1, rec_d2: F8, rec: Rec) -> int:
+    """Fill the association records ``rec`` (REC_DTYPE) of rows ``meas``; returns how many
+    are INVALID."""
+    n_invalid = 0
+    for j in range(meas.shape[0]):
+        r = rec[j]
+        r["mid"] = meas[j]["mid"]
+        r["track_id"] = rec_tid[j]
+        r["action"] = rec_act[j]
+        r["d2"] = rec_d2[j]
+        if rec_act[j] == INVALID:
+            n_invalid += 1
+    return n_invalid
+
+
+def _copy_meas(meas: MeasArray) -> MeasArray:
+    """A writable copy of contiguous ``meas`` (one byte copy; ``ndarray.copy`` of the packed
+    structured dtype goes field by field, 5 us for 20 rows)."""
+    out: MeasArray = np.frombuffer(bytearray(meas.tobytes()), dtype=MEAS_DTYPE)
+    return out
 
 
 @kernel
@@ -481,6 +569,30 @@ def _finish(
     x (n, 4) predicted to now, P (n, 4, 4), pos_sigma, class_p, confidence, kinds, sensors,
     t_upd, t_birth, hits, merged_into)``.
     """
+    # arguments as borrowed aliases: no reference counting per view (fusion._jit.borrow)
+    x = borrow(x)
+    P = borrow(P)
+    t = borrow(t)
+    t_upd = borrow(t_upd)
+    t_birth = borrow(t_birth)
+    tid = borrow(tid)
+    status = borrow(status)
+    was_conf = borrow(was_conf)
+    hist = borrow(hist)
+    hits = borrow(hits)
+    miss = borrow(miss)
+    class_p = borrow(class_p)
+    kinds = borrow(kinds)
+    sensors = borrow(sensors)
+    last_sensor = borrow(last_sensor)
+    merged_into = borrow(merged_into)
+    free = borrow(free)
+    ctr = borrow(ctr)
+    g = borrow(g)
+    kpar = borrow(kpar)
+    cpar = borrow(cpar)
+    prior = borrow(prior)
+    C_fibre = borrow(C_fibre)
     hw = ctr[C_HW]
     n_expired = _expire(status, miss, t_upd, class_p, kinds, P, g, cpar, kpar, now, hw, ctr)
     n_merged = _merge(
@@ -545,6 +657,11 @@ def _finish(
             o_hits,
             o_mi,
         )
+    # the outputs are returned (owned); the loop writes through borrowed aliases
+    b_cp = borrow(o_cp)
+    b_x = borrow(o_x)
+    b_P = borrow(o_P)
+    b_sens = borrow(o_sens)
     r = 0
     for i in range(hw):
         if status[i] == FREE:
@@ -552,11 +669,11 @@ def _finish(
         q = 0.0
         for k in range(class_p.shape[1]):
             q += class_p[i, k] * cpar[k, C_Q]
-            o_cp[r, k] = class_p[i, k]
-        _predict_one(x[i], P[i], now - t[i], q, o_x[r], o_P[r])
-        a = o_P[r, 0, 0]
-        b = o_P[r, 0, 1]
-        d = o_P[r, 1, 1]
+            b_cp[r, k] = class_p[i, k]
+        _predict_one(x[i], P[i], now - t[i], q, b_x[r], b_P[r])
+        a = b_P[r, 0, 0]
+        b = b_P[r, 0, 1]
+        d = b_P[r, 1, 1]
         o_sig[r] = math.sqrt(max(0.5 * (a + d) + math.sqrt(0.25 * (a - d) ** 2 + b * b), 0.0))
         pm = 1.0
         for k in range(kpar.shape[0]):
@@ -568,7 +685,7 @@ def _finish(
         o_wc[r] = was_conf[i]
         o_kinds[r] = kinds[i]
         for w in range(sensors.shape[1]):
-            o_sens[r, w] = sensors[i, w]
+            b_sens[r, w] = sensors[i, w]
         o_tu[r] = t_upd[i]
         o_tb[r] = t_birth[i]
         o_hits[r] = hits[i]
@@ -629,6 +746,14 @@ class Snapshot:
     def __len__(self) -> int:
         """Number of rows."""
         return len(self.track_id)
+
+    @classmethod
+    def _of(cls, **fields: Any) -> Snapshot:
+        """The same object as ``Snapshot(**fields)`` (every field given), without the frozen
+        dataclass ``__init__`` (one ``object.__setattr__`` per field, ~3 us per step)."""
+        obj = object.__new__(cls)
+        obj.__dict__.update(fields)
+        return obj
 
     def sensor_indices(self, row: int) -> list[int]:
         """Sensor indices set in row ``row``'s bitmask."""
@@ -707,6 +832,8 @@ class Tracker:
             _Checkpoint(-math.inf, -math.inf, self.table.compact_copy())
         ]
         self._step_times: list[float] = []  # step times since the oldest checkpoint
+        self._n_invalid = 0  # INVALID records made in the current step
+        self._spare: list[TrackTable] = []  # pruned checkpoints' tables, for reuse
 
     # ------------------------------------------------------------------ public
     def step(self, t: float, meas: MeasArray | None = None) -> StepResult:
@@ -720,9 +847,13 @@ class Tracker:
             msg = f"measurements must have MEAS_DTYPE, got {meas.dtype}"
             raise TypeError(msg)
         meas = np.ascontiguousarray(meas)
-        if len(meas) and int(meas["kind"].max()) >= len(Kind):
-            msg = "unknown measurement kind"
-            raise ValueError(msg)
+        tmin = math.inf
+        tmax = -math.inf
+        if len(meas):
+            kmax, tmin, tmax = _scan_rows(meas)
+            if kmax >= len(Kind):
+                msg = "unknown measurement kind"
+                raise ValueError(msg)
         self.counters.steps += 1
         self.counters.rows += len(meas)
         recs: list[np.ndarray] = []
@@ -733,7 +864,7 @@ class Tracker:
         thr = max(self.frontier, self._settled_t) if replay else self.frontier
         n_late = 0
         any_old = False
-        tmin = float(tm.min()) if len(tm) else math.inf
+        self._n_invalid = 0
         late_meas = _NO_MEAS
         if not tmin > thr:  # some row is old, or NaN (the common in-order case skips this)
             bad = ~np.isfinite(tm)
@@ -750,6 +881,7 @@ class Tracker:
                 r["action"] = np.where(late[drop], LATE, INVALID)
                 r["d2"] = np.nan
                 recs.append(r)
+                self._n_invalid += int(np.count_nonzero(r["action"] == INVALID))
                 self.counters.late_dropped += n_late
                 meas = meas[~drop]
                 old = old[~drop]
@@ -764,8 +896,9 @@ class Tracker:
         replayed = 0
         logged = replay and len(meas) > 0
         if logged:
-            self._log.append(meas.copy())
-            self._log_tmax.append(float(meas["t"].max()))
+            self._log.append(_copy_meas(meas))
+            # tmax of the input unless rows were taken out above (then they were old/bad)
+            self._log_tmax.append(tmax if len(meas) == len(tm) else float(meas["t"].max()))
         if replay and any_old:
             self._own.append((_NO_I8, _NO_I8))  # rewritten by the rewind
             replayed = self._rewind(float(meas["t"][old].min()), recs)
@@ -787,8 +920,7 @@ class Tracker:
         self._step_times.append(t)
         self._checkpoint(t)
         rec = np.concatenate(recs) if len(recs) > 1 else recs[0]
-        n_invalid = int(np.count_nonzero(rec["action"] == INVALID))
-        return StepResult(snap, rec, replayed, n_late, n_invalid, n_oosm)
+        return StepResult(snap, rec, replayed, n_late, self._n_invalid, n_oosm)
 
     # ----------------------------------------------------------------- internals
     def _process(self, meas: MeasArray, *, oosm: bool = False) -> np.ndarray:
@@ -844,10 +976,7 @@ class Tracker:
         )
         self.frontier = max(self.frontier, float(srt["t"][n - 1]))
         rec = np.empty(n, dtype=REC_DTYPE)
-        rec["mid"] = srt["mid"]
-        rec["track_id"] = rec_tid
-        rec["action"] = rec_act
-        rec["d2"] = rec_d2
+        self._n_invalid += _records(srt, rec_tid, rec_act, rec_d2, rec)
         return rec
 
     def _end_step(self, t: float, *, emit: bool) -> Snapshot | None:
@@ -885,7 +1014,7 @@ class Tracker:
         if not emit:
             return None
         _, _, tid, st, wc, xo, Po, sig, cp, conf, kinds, sens, tu, tbirth, hits, mi = res
-        return Snapshot(
+        return Snapshot._of(
             t=t,
             track_id=tid,
             status=st,
@@ -916,15 +1045,25 @@ class Tracker:
         if h <= 0:
             return
         if not self._ckpts or t - self._ckpts[-1].step_t >= self.config.checkpoint_s:
+            into = self._spare.pop() if self._spare else None
             self._ckpts.append(
-                _Checkpoint(t, self.frontier, self.table.compact_copy(), self._settled_t)
+                _Checkpoint(t, self.frontier, self.table.compact_copy(into=into), self._settled_t)
             )
+        self._prune(t)
+
+    def _prune(self, t: float) -> None:
+        """Drop what a late row at step time ``t`` can no longer need (horizon ``h``)."""
+        h = self.config.horizon_s
         # keep the newest checkpoint at or before t - h, and everything after it; prune the
         # step times and log chunks it no longer needs from the front (O(pruned) per step)
         cut = 0
         while cut + 1 < len(self._ckpts) and self._ckpts[cut + 1].step_t <= t - h:
             cut += 1
         if cut:
+            # a pruned checkpoint's table is referenced nowhere else: reuse its memory
+            for c in self._ckpts[:cut]:
+                if len(self._spare) < 2:
+                    self._spare.append(c.table)
             del self._ckpts[:cut]
         first = self._ckpts[0]
         k = 0

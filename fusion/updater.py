@@ -35,7 +35,7 @@ import math
 
 import numpy as np
 
-from fusion._jit import F8, inline_kernel, kernel
+from fusion._jit import F8, borrow, inline_kernel, kernel
 from fusion.measurements import Kind
 
 POINT = int(Kind.POINT)
@@ -260,6 +260,14 @@ def _kf_update(xp: F8, Pp: F8, nu: F8, H: F8, R: F8, k: int, xo: F8, Po: F8, ws:
     """Kalman update of ``(xp, Pp)`` into ``(xo, Po)``; returns d2 (``inf``: left unchanged).
 
     ``ws`` is caller-owned scratch of shape (7, 4, 4) (no allocation per update)."""
+    xp = borrow(xp)  # arguments: borrowed aliases (no reference counting per view)
+    Pp = borrow(Pp)
+    nu = borrow(nu)
+    H = borrow(H)
+    R = borrow(R)
+    xo = borrow(xo)
+    Po = borrow(Po)
+    ws = borrow(ws)
     S = ws[0]
     L = ws[1]
     y = ws[2, 0]

@@ -198,3 +198,21 @@ def confirmable(P: F8, kinds: int, sens: Any, conf_sigma: float, cam_min: int) -
     if kinds == 1 << THERMAL:
         return sum(bin(int(w)).count("1") for w in sens) >= cam_min
     return True
+
+
+def scan_rows(meas: Any) -> tuple[int, float, float]:
+    """``(max kind, min t (NaN if any t is NaN), max t over the non-NaN t)`` with numpy."""
+    t = meas["t"].astype(np.float64)
+    fin = t[~np.isnan(t)]
+    tmax = float(fin.max()) if len(fin) else -math.inf
+    return int(meas["kind"].max()), float(t.min()), tmax
+
+
+def records(meas: Any, tid: Any, act: Any, d2: Any, dtype: Any) -> tuple[Any, int]:
+    """Association records by field assignment, and the count of action 3 (INVALID)."""
+    rec = np.empty(len(meas), dtype=dtype)
+    rec["mid"] = meas["mid"]
+    rec["track_id"] = tid
+    rec["action"] = act
+    rec["d2"] = d2
+    return rec, int(np.count_nonzero(rec["action"] == 3))

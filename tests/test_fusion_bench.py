@@ -62,5 +62,8 @@ def test_bench_runner_prints_one_json_line(
     res = json.loads(out[0])
     assert res["scans"] == 40
     assert res["limes"]["det_per_s"] > 0
+    assert res["limes"]["passes"] == 3
+    # the reported figure is the best pass, so never below the first one
+    assert res["limes"]["det_per_s"] >= res["limes"]["first_pass_det_per_s"]
     # after the first scans the tracker follows the 10 targets: far below all-missed
     assert res["limes"]["gospa"] < 0.5 * 50 * 10 + 50 * 20

@@ -16,7 +16,7 @@ from fusion.gater import gate
 from fusion.initiator import init_state
 from fusion.measurements import Kind, MeasArray
 from fusion.predictor import predict
-from fusion.state import CONFIRMED, TENTATIVE
+from fusion.state import CONFIRMED, TENTATIVE, TrackTable
 from fusion.updater import update
 from tests import naive
 
@@ -291,3 +291,116 @@ def test_confirmable_matches_twin() -> None:
         assert got == exp, (P[:2, :2], kinds, sens)
         n_conf += got
     assert 20 < n_conf < 380  # both outcomes exercised
+
+
+def test_step_row_helpers_match_twins() -> None:
+    """The per-step helpers of Tracker.step (row scan, record fill, log copy) against numpy."""
+    from fusion.tracker import INVALID, REC_DTYPE, _copy_meas, _records, _scan_rows
+
+    rng = np.random.default_rng(7)
+    for trial in range(20):
+        m = _mixed_meas(rng, 25)
+        m["t"] = rng.uniform(-5, 5, len(m))
+        if trial % 3 == 0:
+            m["t"][rng.integers(len(m))] = np.nan
+        if trial % 5 == 0:
+            m["t"][:] = np.nan
+        k, t0, t1 = _scan_rows(m)
+        ek, et0, et1 = naive.scan_rows(m)
+        assert k == ek
+        assert (math.isnan(t0) and math.isnan(et0)) or t0 == et0
+        assert t1 == et1
+        tid = rng.integers(-1, 50, len(m))
+        act = rng.integers(0, 5, len(m)).astype(np.uint8)
+        d2 = np.where(rng.random(len(m)) < 0.3, np.nan, rng.exponential(3.0, len(m)))
+        rec = np.empty(len(m), dtype=REC_DTYPE)
+        n_inv = _records(m, tid, act, d2, rec)
+        erec, en_inv = naive.records(m, tid, act, d2, REC_DTYPE)
+        assert INVALID == 3
+        assert n_inv == en_inv
+        assert rec.tobytes() == erec.tobytes()
+        c = _copy_meas(m)
+        assert c.dtype == m.dtype
+        assert c.tobytes() == m.tobytes()
+        assert c.flags.writeable
+        c["x"][0] = 1e9  # a copy: the input is untouched
+        assert m["x"][0] != 1e9
+
+
+def _random_table(rng: np.random.Generator, cap: int, hw: int) -> TrackTable:
+    t = TrackTable(cap)
+    for name in TrackTable.__slots__:
+        if name in {"ctr", "free"}:
+            continue
+        a = getattr(t, name)
+        if a.dtype.kind == "f":
+            a[:] = rng.normal(0, 100, a.shape)
+            a.flat[rng.integers(0, a.size, 5)] = np.nan
+        else:
+            info = np.iinfo(a.dtype)
+            a[:] = rng.integers(info.min, info.max, a.shape, dtype=a.dtype, endpoint=True)
+    t.ctr[:] = [17, cap - hw, hw // 2, hw]
+    t.free[:] = rng.permutation(cap)
+    return t
+
+
+def test_compact_copy_into_reused_table_matches_fresh_copy() -> None:
+    """A checkpoint copied into a pruned checkpoint's table (kernel) holds exactly what a
+    fresh copy (numpy slices, the twin) holds, and expands to the same table."""
+    rng = np.random.default_rng(11)
+    for cap, hw, old_hw in ((64, 40, 50), (64, 40, 40), (128, 3, 100), (64, 64, 64)):
+        src = _random_table(rng, cap, hw)
+        old = _random_table(rng, cap, old_hw).compact_copy()  # garbage to overwrite
+        fresh = src.compact_copy()
+        got = src.compact_copy(into=old)
+        assert got is old
+        for name in TrackTable.__slots__:
+            a, b = getattr(fresh, name), getattr(got, name)
+            if name in {"ctr", "free"}:
+                assert a.tobytes() == b.tobytes(), name
+            else:
+                assert a[:hw].tobytes() == getattr(src, name)[:hw].tobytes(), name
+                assert b[:hw].tobytes() == a[:hw].tobytes(), name
+        ea, eb = fresh.expanded(), got.expanded()
+        for name in TrackTable.__slots__:
+            assert getattr(ea, name).tobytes() == getattr(eb, name).tobytes(), name
+    # refused reuse (too few rows, other capacity): a fresh copy, the old table untouched
+    src = _random_table(rng, 64, 40)
+    small = _random_table(rng, 64, 10).compact_copy()
+    before = small.x.copy()
+    got = src.compact_copy(into=small)
+    assert got is not small
+    assert small.x.tobytes() == before.tobytes()
+    other = _random_table(rng, 128, 50).compact_copy()
+    assert src.compact_copy(into=other) is not other
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_assign_is_optimal_on_large_clusters(seed: int) -> None:
+    """Clusters of 15-40 tracks (cost matrices beyond the solver's initial 256-entry scratch,
+    which then grows), several per problem, against scipy's assignment on the same
+    ``tracks x (measurements + one zero-cost 'unassigned' column per track)`` matrix."""
+    from scipy.optimize import linear_sum_assignment
+
+    rng = np.random.default_rng(100 + seed)
+    nt, nm = int(rng.integers(15, 41)), int(rng.integers(15, 41))
+    dense = rng.random((nt, nm)) < 0.3
+    pt, pm = np.nonzero(dense)
+    cost = rng.normal(-2, 2, len(pt))
+    cost[rng.random(len(pt)) < 0.1] = 0.5
+    t_to_m, m_to_t = assign(pt, pm, cost, nt, nm, max_exact=256)
+    big = 1e9
+    M = np.full((nt, nm + nt), big)
+    M[:, nm:] = np.where(np.eye(nt) > 0, 0.0, big)
+    for ta, mb, cv in zip(pt.tolist(), pm.tolist(), cost.tolist(), strict=True):
+        if cv < 0:
+            M[ta, mb] = min(M[ta, mb], cv)
+    rows, cols = linear_sum_assignment(M)
+    best = float(M[rows, cols].sum())
+    total = 0.0
+    for a in range(nt):
+        b = int(t_to_m[a])
+        if b >= 0:
+            assert m_to_t[b] == a
+            total += float(M[a, b])
+    assert total == pytest.approx(best, abs=1e-9)
