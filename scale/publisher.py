@@ -119,7 +119,6 @@ class AlertPublisher(SectorOwner):
         await ensure_outbox_groups(self.client, self.ids)
         mqtt = dataclasses.replace(
             self.s.mqtt,
-            client_id=f"limes-publisher-{self.member}",
             subscriptions=(f"limes/v1/scale/{self.member}/cmd",),
         )
 

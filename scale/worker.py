@@ -108,7 +108,6 @@ class Worker(SectorOwner):
         await ensure_groups(self.client, self.router.ids)
         mqtt = dataclasses.replace(
             self.s.mqtt,
-            client_id=f"limes-worker-{self.s.worker_id}",
             subscriptions=(f"limes/v1/scale/{self.s.worker_id}/cmd",),
         )
 

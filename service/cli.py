@@ -204,12 +204,14 @@ def _worker(args: argparse.Namespace) -> int:
     from scale.worker import Worker, WorkerSettings
     from service.live import _signal_event
 
+    worker_id = args.worker_id or f"{socket.gethostname()}-{os.getpid()}"
+    args.client_id = args.client_id or f"limes-worker-{worker_id}"
     site, mqtt, redis_url, started = _scale_common(args)
     logging.getLogger("limes.scale").info("JIT warm-up %.1f s", warmup())
     settings = WorkerSettings(
         mqtt=mqtt,
         redis_url=redis_url,
-        worker_id=args.worker_id or f"{socket.gethostname()}-{os.getpid()}",
+        worker_id=worker_id,
         cluster=args.redis_cluster,
         margin_m=args.margin_m,
         step_s=args.step_s,
@@ -232,11 +234,13 @@ def _publisher(args: argparse.Namespace) -> int:
     from scale.publisher import AlertPublisher, PublisherSettings
     from service.live import _signal_event
 
+    publisher_id = args.publisher_id or f"{socket.gethostname()}-{os.getpid()}"
+    args.client_id = args.client_id or f"limes-publisher-{publisher_id}"
     site, mqtt, redis_url, _ = _scale_common(args)
     settings = PublisherSettings(
         mqtt=mqtt,
         redis_url=redis_url,
-        publisher_id=args.publisher_id or f"{socket.gethostname()}-{os.getpid()}",
+        publisher_id=publisher_id,
         cluster=args.redis_cluster,
         lease_ms=args.lease_ms,
     )
@@ -371,7 +375,10 @@ def build_parser() -> argparse.ArgumentParser:
             "--redis-cluster", action="store_true", help="the URL is a Redis Cluster node"
         )
         role.add_argument(
-            "--client-id", default=f"limes-{name}", help="MQTT client id (unique per process)"
+            "--client-id",
+            default="limes-gateway" if name == "gateway" else None,
+            help="MQTT client id, unique per process"
+            + ("" if name == "gateway" else f" (default: limes-{name}-<{name} id>)"),
         )
         role.add_argument("--log-level", default="info")
         role.set_defaults(handler={"gateway": _gateway, "worker": _worker}.get(name, _publisher))
