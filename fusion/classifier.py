@@ -14,6 +14,16 @@ Cameras and radar cannot see digging: their row for a true ``digging`` is their 
 row, so ``L_digging = L_person`` for every camera/radar report and only fibre evidence moves
 a track between person and digging (an ``unknown`` report used to favour digging 6:1).
 
+**Association term.** The tracker adds to a pair's cost the class log-likelihood ratio of the
+report under the track's posterior ``p`` against a new object drawn from the prior (the same
+reference a track start implies), with the same soft likelihood ``L_k`` as the update::
+
+    c_cls = -log( sum_k p_k L_k / sum_k prior_k L_k )
+
+With ``w = 1`` this is ``-log( sum_k p_k C[k, c] / sum_k prior_k C[k, c] )``. It is 0 for a
+report without class evidence: ``w = 0`` or NaN, ``c`` out of range or ``unknown``; and for a
+kind whose column ``C[:, c]`` is constant (``POINT``: uniform confusion).
+
 For fibre, the ``group`` column is not a unit's report (units never say "group") but the
 evidence of several simultaneous events inside one track's gate (a group walking); see
 :mod:`fusion.tracker`.
@@ -21,10 +31,14 @@ evidence of several simultaneous events inside one track's gate (a group walking
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from fusion._jit import F8, inline_kernel
 from fusion.measurements import N_CLASSES, Cls, Kind
+
+_UNKNOWN = int(Cls.UNKNOWN)
 
 #: default class prior
 PRIOR = np.array([0.35, 0.1, 0.2, 0.15, 0.05, 0.15])
@@ -87,6 +101,53 @@ def _class_update(p: F8, prior: F8, C: F8, cls: int, conf: float, eps: float) ->
     else:
         for k in range(n):
             p[k] = prior[k]
+
+
+@inline_kernel
+def _class_llr(p: F8, prior: F8, C: F8, cls: int, conf: float) -> float:
+    """``log( sum_k p_k L_k / sum_k prior_k L_k )`` of one report (module docstring); 0 for a
+    report without class evidence (``conf <= 0`` or NaN, ``cls`` out of range or unknown)."""
+    n = p.shape[0]
+    if cls < 0 or cls >= n or cls == _UNKNOWN or not (conf > 0.0):
+        return 0.0
+    w = min(conf, 1.0)
+    cmax = 0.0
+    for k in range(n):
+        cmax = max(cmax, C[k, cls])
+    if not (cmax > 0.0):
+        return 0.0
+    num = 0.0
+    den = 0.0
+    for k in range(n):
+        lk = (1.0 - w) + w * C[k, cls] / cmax
+        num += p[k] * lk
+        den += prior[k] * lk
+    if not (num > 0.0 and den > 0.0):
+        return 0.0
+    return math.log(num / den)
+
+
+def class_llr(
+    p: F8,
+    kind: int,
+    cls: int,
+    conf: float,
+    *,
+    C: F8 | None = None,
+    prior: F8 | None = None,
+) -> float:
+    """Class log-likelihood ratio of one report for a track with posterior ``p`` (the
+    association term is its negative; see the module docstring)."""
+    C = default_confusion() if C is None else np.asarray(C, dtype=np.float64)
+    prior = PRIOR if prior is None else np.asarray(prior, dtype=np.float64)
+    q = np.asarray(p, dtype=np.float64)
+    if q.shape != (N_CLASSES,) or C.shape != (len(Kind), N_CLASSES, N_CLASSES):
+        msg = "class vector must have 6 entries and C shape (4, 6, 6)"
+        raise ValueError(msg)
+    if not 0 <= kind < len(Kind):
+        msg = f"unknown kind {kind}"
+        raise ValueError(msg)
+    return float(_class_llr(q, prior, np.ascontiguousarray(C[kind]), int(cls), float(conf)))
 
 
 def class_update(

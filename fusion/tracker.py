@@ -13,8 +13,12 @@ Processing (one Numba call for all frames of a step, :func:`_run`):
 3. Gating (:mod:`fusion.gater`) yields pairs with ``d2 < gate``; each pair costs the negative
    log-likelihood ratio ``c = d2/2 + log|2 pi S|/2 + (k/2) log(lambda) - log(Pd / (1 - Pd))``
    (``lambda`` clutter density, ``Pd`` detection probability of the sensor, ``k`` measurement
-   dimension). Only ``c < 0`` pairs compete; GNN assignment per cluster
-   (:mod:`fusion.associator`).
+   dimension), plus the class term ``- log( sum_k p_k L_k / sum_k prior_k L_k )`` (the
+   report's class likelihood under the track's posterior ``p`` relative to a new object drawn
+   from the prior, ``L_k = (1 - w) + w C[kind][k, cls] / max_k' C[kind][k', cls]`` with
+   ``w = conf``: with ``w = 1`` it is ``- log( sum_k p_k C[k, cls] / sum_k prior_k C[k, cls] )``;
+   0 for an unknown class or zero confidence; :func:`fusion.classifier._class_llr`).
+   Only ``c < 0`` pairs compete; GNN assignment per cluster (:mod:`fusion.associator`).
 4. Assigned pairs update the track (EKF, :mod:`fusion.updater`), its class posterior
    (:mod:`fusion.classifier`), hit history (``hist = hist << 1 | 1``) and sensor sets; a
    tentative track with ``popcount(hist & (2^N - 1)) >= M`` is confirmed.
@@ -60,7 +64,7 @@ import numpy as np
 
 from fusion._jit import F8, I4, I8, U1, U4, U8, Rec, borrow, inline_kernel, keep, kernel
 from fusion.associator import _assign
-from fusion.classifier import _class_update
+from fusion.classifier import _class_llr, _class_update
 from fusion.config import (
     C_Q,
     C_SV0,
@@ -279,6 +283,8 @@ def _run(
         for q in range(n_pairs):
             k = pk[q]
             c = 0.5 * (pd2[q] + pld[q] + k * _LOG2PI + k * math.log(lam)) - llr0
+            j = pm[q]
+            c -= _class_llr(class_p[live[pt[q]]], prior, C[kind], meas[j]["cls"], meas[j]["conf"])
             if c < 0.0:
                 ct[nc] = pt[q]
                 cm[nc] = pm[q] - s

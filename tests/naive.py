@@ -173,6 +173,22 @@ def class_update(p: F8, C: F8, cls: int, conf: float, prior: F8, eps: float) -> 
     return out
 
 
+def class_llr(p: F8, C: F8, cls: int, conf: float, prior: F8) -> float:
+    """``log(p . L / prior . L)`` with ``L = (1 - w) + w C[:, c] / max C[:, c]``; 0 without
+    class evidence (``conf`` not > 0, ``cls`` out of range or unknown = 5)."""
+    if not (conf > 0) or not 0 <= cls < len(p) or cls == 5:
+        return 0.0
+    w = min(conf, 1.0)
+    col = C[:, cls]
+    if col.max() <= 0:
+        return 0.0
+    L = (1 - w) + w * col / col.max()
+    num, den = float(p @ L), float(prior @ L)
+    if not (num > 0 and den > 0):
+        return 0.0
+    return math.log(num / den)
+
+
 def gospa(truth: F8, est: F8, c: float = 100.0, p: float = 1.0) -> float:
     """GOSPA (alpha = 2) by enumerating every partial assignment (tiny inputs only)."""
     n, m = len(truth), len(est)

@@ -9,12 +9,12 @@ import pytest
 
 from fusion import build
 from fusion.associator import assign
-from fusion.classifier import PRIOR, class_update, default_confusion
+from fusion.classifier import PRIOR, class_llr, class_update, default_confusion
 from fusion.config import TrackerConfig
 from fusion.deleter import expired
 from fusion.gater import gate
 from fusion.initiator import init_state
-from fusion.measurements import Kind, MeasArray
+from fusion.measurements import Cls, Kind, MeasArray
 from fusion.predictor import predict
 from fusion.state import CONFIRMED, TENTATIVE, TrackTable
 from fusion.updater import update
@@ -225,6 +225,37 @@ def test_class_update_matches_twin() -> None:
         exp = naive.class_update(p, C[kind], cls, conf, PRIOR, 0.02)
         np.testing.assert_allclose(got, exp, rtol=1e-10, atol=1e-12)
         assert got.sum() == pytest.approx(1.0)
+
+
+def test_class_llr_matches_twin() -> None:
+    rng = np.random.default_rng(5)
+    C = default_confusion()
+    for _ in range(300):
+        p = rng.dirichlet(np.ones(6))
+        kind = int(rng.integers(0, 4))
+        cls = int(rng.integers(-1, 7))
+        conf = float(rng.choice([np.nan, 0.0, rng.random(), 1.0, 1.5]))
+        got = class_llr(p, kind, cls, conf)
+        exp = naive.class_llr(p, C[kind], cls, conf, PRIOR)
+        assert got == pytest.approx(exp, rel=1e-10, abs=1e-12)
+
+
+def test_class_llr_without_class_evidence_is_zero() -> None:
+    p = np.array([0.02, 0.02, 0.9, 0.02, 0.02, 0.02])  # a vehicle track
+    for kind in Kind:
+        for conf in (0.0, np.nan):
+            assert class_llr(p, int(kind), int(Cls.PERSON), conf) == 0.0
+        assert class_llr(p, int(kind), int(Cls.UNKNOWN), 0.9) == 0.0
+    # POINT's uniform confusion carries no class information
+    assert class_llr(p, int(Kind.POINT), int(Cls.PERSON), 1.0) == pytest.approx(0.0, abs=1e-15)
+    # a track drawn from the prior scores a report as a new object does
+    assert class_llr(PRIOR, int(Kind.FIBRE), int(Cls.VEHICLE), 0.7) == pytest.approx(0.0)
+    # full confidence: the formula without the soft likelihood
+    C = default_confusion()[int(Kind.FIBRE)]
+    c = int(Cls.PERSON)
+    exp = np.log(p @ C[:, c] / (PRIOR @ C[:, c]))
+    assert class_llr(p, int(Kind.FIBRE), c, 1.0) == pytest.approx(exp)
+    assert exp < -1.0  # a person report is unlikely from a vehicle track
 
 
 def test_confusion_rows_are_distributions() -> None:
