@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ from service.journal import SERVICE_DEVICE, STREAM, Durable, message_time
 from service.runtime import MemorySink, Pipeline
 from sim_sensors import Scenario, generate, preset
 from tests.conftest import MosquittoFactory, RedisFactory
+from tests.mqtt_observer import observing
 
 pytestmark = pytest.mark.broker
 
@@ -153,21 +154,6 @@ class Seen:
         self.sensors[a["alert_id"]] = a["sensors"]
 
 
-async def _subscribe(broker: MosquittoServer, seen: Seen, ready: asyncio.Event) -> None:
-    """Collect alert messages; reconnect (persistent session) across broker restarts."""
-    while True:
-        try:
-            async with aiomqtt.Client(
-                broker.host, broker.port, identifier="fault-observer", clean_session=False
-            ) as c:
-                await c.subscribe("limes/v1/alerts/+", qos=1)
-                ready.set()
-                async for msg in c.messages:
-                    seen.record(bytes(msg.payload))  # type: ignore[arg-type,unused-ignore]
-        except aiomqtt.MqttError:
-            await asyncio.sleep(0.2)
-
-
 async def _publish(
     broker: MosquittoServer, scenario: Scenario, at: int, fault: Callable[[], Any]
 ) -> None:
@@ -203,17 +189,12 @@ def _redis_alerts(redis: RedisServer) -> Alerts:
     return out
 
 
-@contextlib.asynccontextmanager
-async def _observer(broker: MosquittoServer, seen: Seen) -> AsyncIterator[None]:
-    ready = asyncio.Event()
-    task = asyncio.create_task(_subscribe(broker, seen, ready))
-    await asyncio.wait_for(ready.wait(), 10)
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+def _observer(broker: MosquittoServer, seen: Seen) -> contextlib.AbstractAsyncContextManager[None]:
+    """Collect alert messages; reconnect (persistent session) across broker restarts."""
+    return observing(
+        broker, [("limes/v1/alerts/+", 1)], lambda _t, p: seen.record(p),
+        identifier="fault-observer", persistent=True, reconnect=True,
+    )  # fmt: skip
 
 
 async def _run_with_fault(

@@ -38,6 +38,7 @@ from service.outbox import OUTBOX
 from service.runtime import MemorySink, Pipeline
 from sim_sensors import Scenario, generate, preset
 from tests.conftest import MosquittoFactory, RedisFactory
+from tests.mqtt_observer import observing
 from tests.test_reliability_faults import DEADLINE_S, Alerts, Seen, Service, _redis_alerts
 
 pytestmark = pytest.mark.broker
@@ -156,27 +157,11 @@ class StallProxy:
         await asyncio.gather(pump(r, uw, True), pump(ur, w, False))
 
 
-async def _observe(broker: MosquittoServer, seen: Seen, ready: asyncio.Event) -> None:
-    async with aiomqtt.Client(
-        broker.host, broker.port, identifier="outbox-observer", clean_session=False
-    ) as c:
-        await c.subscribe("limes/v1/alerts/+", qos=1)
-        ready.set()
-        async for msg in c.messages:
-            seen.record(bytes(msg.payload))  # type: ignore[arg-type,unused-ignore]
-
-
-@contextlib.asynccontextmanager
-async def _observing(broker: MosquittoServer, seen: Seen) -> Any:
-    ready = asyncio.Event()
-    task = asyncio.create_task(_observe(broker, seen, ready))
-    await asyncio.wait_for(ready.wait(), 10)
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+def _observing(broker: MosquittoServer, seen: Seen) -> contextlib.AbstractAsyncContextManager[None]:
+    return observing(
+        broker, [("limes/v1/alerts/+", 1)], lambda _t, p: seen.record(p),
+        identifier="outbox-observer", persistent=True,
+    )  # fmt: skip
 
 
 async def _publish(client: aiomqtt.Client, scenario: Scenario, lo: int, hi: int) -> None:

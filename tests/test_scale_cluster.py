@@ -45,7 +45,6 @@ import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,6 +63,7 @@ from service.journal import Durable, message_time
 from service.runtime import MemorySink, Pipeline
 from sim_sensors import Scenario, generate, preset
 from tests.conftest import MosquittoFactory, RedisClusterFactory
+from tests.mqtt_observer import observing
 
 pytestmark = pytest.mark.broker
 
@@ -260,28 +260,15 @@ class Seen:
     ccp: list[dict[str, Any]] = field(default_factory=list)
 
 
-@contextlib.asynccontextmanager
-async def _observer(broker: MosquittoServer, seen: Seen) -> AsyncIterator[None]:
-    ready = asyncio.Event()
+def _observer(broker: MosquittoServer, seen: Seen) -> contextlib.AbstractAsyncContextManager[None]:
+    def record(topic: str, payload: bytes) -> None:
+        kind = "alerts" if "/alerts/" in topic else "tracks"
+        getattr(seen, "ccp" if topic == CCP_TOPIC else kind).append(msgspec.json.decode(payload))
 
-    async def run() -> None:
-        async with aiomqtt.Client(broker.host, broker.port, identifier="scale-observer") as c:
-            await c.subscribe([("limes/v1/alerts/+", 1), ("limes/v1/tracks/+", 0), (CCP_TOPIC, 1)])
-            ready.set()
-            async for msg in c.messages:
-                a = msgspec.json.decode(bytes(msg.payload))  # type: ignore[arg-type,unused-ignore]
-                topic = msg.topic.value
-                kind = "alerts" if "/alerts/" in topic else "tracks"
-                getattr(seen, "ccp" if topic == CCP_TOPIC else kind).append(a)
-
-    task = asyncio.create_task(run())
-    await asyncio.wait_for(ready.wait(), 10)
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    return observing(
+        broker, [("limes/v1/alerts/+", 1), ("limes/v1/tracks/+", 0), (CCP_TOPIC, 1)], record,
+        identifier="scale-observer",
+    )  # fmt: skip
 
 
 async def _wait(cond: Any, what: str, procs: list[Proc]) -> None:

@@ -21,7 +21,6 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import aiomqtt
 import msgspec
 import pytest
 import redis.asyncio as aioredis
@@ -33,6 +32,7 @@ from geo import Site, default_site
 from scale.fencing import Fenced, Lease
 from scale.keys import PUB_GROUP, outbox_key, pub_lease_key
 from scale.publisher import AlertPublisher, PublisherSettings, ensure_outbox_groups
+from tests.mqtt_observer import observing
 
 pytestmark = pytest.mark.broker
 
@@ -74,25 +74,13 @@ class Staging:
         return msg[1]
 
 
-@contextlib.asynccontextmanager
-async def _observe(broker: MosquittoServer, got: list[tuple[str, bytes]]) -> AsyncIterator[None]:
-    ready = asyncio.Event()
-
-    async def run() -> None:
-        async with aiomqtt.Client(broker.host, broker.port, identifier="pub-observer") as c:
-            await c.subscribe([("limes/v1/alerts/+", 1)])
-            ready.set()
-            async for m in c.messages:
-                got.append((m.topic.value, bytes(m.payload)))  # type: ignore[arg-type,unused-ignore]
-
-    task = asyncio.create_task(run())
-    await asyncio.wait_for(ready.wait(), 10)
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+def _observe(
+    broker: MosquittoServer, got: list[tuple[str, bytes]]
+) -> contextlib.AbstractAsyncContextManager[None]:
+    return observing(
+        broker, [("limes/v1/alerts/+", 1)], lambda t, p: got.append((t, p)),
+        identifier="pub-observer",
+    )  # fmt: skip
 
 
 @contextlib.asynccontextmanager
