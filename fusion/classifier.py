@@ -138,16 +138,23 @@ def class_llr(
 ) -> float:
     """Class log-likelihood ratio of one report for a track with posterior ``p`` (the
     association term is its negative; see the module docstring)."""
-    C = default_confusion() if C is None else np.asarray(C, dtype=np.float64)
-    prior = PRIOR if prior is None else np.asarray(prior, dtype=np.float64)
-    q = np.asarray(p, dtype=np.float64)
-    if q.shape != (N_CLASSES,) or C.shape != (len(Kind), N_CLASSES, N_CLASSES):
+    q, ck, pr = _checked(p, kind, C, prior)
+    return float(_class_llr(q, pr, ck, int(cls), float(conf)))
+
+
+def _checked(p: F8, kind: int, C: F8 | None, prior: F8 | None) -> tuple[F8, F8, F8]:
+    """``(copy of p, C[kind] contiguous, prior)`` as float64 (defaults: the site's confusion
+    matrices and :data:`PRIOR`); ValueError on a wrong shape or an unknown kind."""
+    Cs = default_confusion() if C is None else np.asarray(C, dtype=np.float64)
+    pr = PRIOR if prior is None else np.asarray(prior, dtype=np.float64)
+    q = np.array(p, dtype=np.float64)
+    if q.shape != (N_CLASSES,) or Cs.shape != (len(Kind), N_CLASSES, N_CLASSES):
         msg = "class vector must have 6 entries and C shape (4, 6, 6)"
         raise ValueError(msg)
     if not 0 <= kind < len(Kind):
         msg = f"unknown kind {kind}"
         raise ValueError(msg)
-    return float(_class_llr(q, prior, np.ascontiguousarray(C[kind]), int(cls), float(conf)))
+    return q, np.ascontiguousarray(Cs[kind]), pr
 
 
 def class_update(
@@ -161,14 +168,6 @@ def class_update(
     eps: float = 0.02,
 ) -> F8:
     """Return the posterior class vector after one report (see the module formula)."""
-    C = default_confusion() if C is None else np.asarray(C, dtype=np.float64)
-    prior = PRIOR if prior is None else np.asarray(prior, dtype=np.float64)
-    out = np.array(p, dtype=np.float64)
-    if out.shape != (N_CLASSES,) or C.shape != (len(Kind), N_CLASSES, N_CLASSES):
-        msg = "class vector must have 6 entries and C shape (4, 6, 6)"
-        raise ValueError(msg)
-    if not 0 <= kind < len(Kind):
-        msg = f"unknown kind {kind}"
-        raise ValueError(msg)
-    _class_update(out, prior, np.ascontiguousarray(C[kind]), int(cls), float(conf), float(eps))
+    out, ck, pr = _checked(p, kind, C, prior)
+    _class_update(out, pr, ck, int(cls), float(conf), float(eps))
     return out
