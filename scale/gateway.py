@@ -136,12 +136,19 @@ class GatewayCore:
         return [(s, fields) for s in self.router.ids]
 
 
-async def ensure_groups(client: Any, sectors: list[str]) -> None:
-    """Create the workers' consumer group on every sector stream (id 0: an entry added
-    before the group existed is still delivered); an existing group is left as is."""
+async def ensure_groups(
+    client: Any,
+    sectors: list[str],
+    *,
+    key: Callable[[str], str] = stream_key,
+    group: str = GROUP,
+) -> None:
+    """Create consumer group ``group`` on stream ``key(s)`` of every sector (default: the
+    workers' group on the sector input streams; id 0: an entry added before the group
+    existed is still delivered); an existing group is left as is."""
     for s in sectors:
         try:
-            await client.xgroup_create(stream_key(s), GROUP, id="0", mkstream=True)
+            await client.xgroup_create(key(s), group, id="0", mkstream=True)
         except aioredis.ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise

@@ -40,12 +40,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiomqtt
-import redis.asyncio as aioredis
 
 from drivers import DriverConnectError, MqttSettings, MqttSource, Publisher
 from geo import Site
 from scale.fencing import Lease
-from scale.gateway import redis_client
+from scale.gateway import ensure_groups, redis_client
 from scale.keys import PUB_GROUP, PUBLISHERS, outbox_key, pub_fence_key, pub_lease_key
 from scale.membership import SectorOwner
 
@@ -83,14 +82,8 @@ class PublisherCounters:
 
 
 async def ensure_outbox_groups(client: Any, sectors: list[str]) -> None:
-    """Create the publishers' group on every sector outbox (id 0: entries staged before
-    the group existed are delivered too); an existing group is left as is."""
-    for s in sectors:
-        try:
-            await client.xgroup_create(outbox_key(s), PUB_GROUP, id="0", mkstream=True)
-        except aioredis.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+    """The publishers' group on every sector outbox (:func:`scale.gateway.ensure_groups`)."""
+    await ensure_groups(client, sectors, key=outbox_key, group=PUB_GROUP)
 
 
 class AlertPublisher(SectorOwner):
