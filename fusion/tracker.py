@@ -101,6 +101,9 @@ from fusion.state import (
     FREE,
     TENTATIVE,
     TrackTable,
+    _pack,
+    _packed_words,
+    free_dead_rows,
 )
 from fusion.updater import FIBRE, _innov_cov, _kf_update, _model, _pos_var_max
 
@@ -540,6 +543,29 @@ def _free_dead(status: U1, tid: I8, merged_into: I8, free: I8, ctr: I8) -> None:
     ctr[C_HW] = hw
 
 
+#: snapshot float block columns (:func:`_finish`): predicted state, covariance (row-major),
+#: position sigma, class posterior, confidence, last update, birth
+S_X, S_P, S_SIG, S_CP = 0, 4, 20, 21
+S_CONF = S_CP + N_CLASSES
+S_TU = S_CONF + 1
+S_TB = S_TU + 1
+S_NF = S_TB + 1
+
+
+@inline_kernel
+def _snap_alloc(n: int, n_words: int) -> tuple[F8, I8, U1, I4, U8]:
+    """Uninitialised snapshot blocks for ``n`` rows: floats ``(n, S_NF)``, ids ``(n, 2)``
+    (track id, merged into), flags ``(n, 3)`` (status, was confirmed, kinds), hits, sensors
+    (five arrays to box per step instead of fourteen)."""
+    return (
+        np.empty((n, S_NF)),
+        np.empty((n, 2), dtype=np.int64),
+        np.empty((n, 3), dtype=np.uint8),
+        np.empty(n, dtype=np.int32),
+        np.empty((n, n_words), dtype=np.uint64),
+    )
+
+
 @kernel
 def _finish(
     x: F8,
@@ -567,13 +593,14 @@ def _finish(
     cpar: F8,
     prior: F8,
     C_fibre: F8,
-) -> tuple[int, int, I8, U1, U1, F8, F8, F8, F8, F8, U1, U8, F8, F8, I4, I8]:
+) -> tuple[int, int, F8, I8, U1, I4, U8]:
     """End of step at ``now``: expire, merge, and (``emit``) snapshot + free DEAD slots.
 
-    Snapshot rows are the non-free slots in slot order: ``(n_merged, n_expired, tid, status,
-    was_conf,
-    x (n, 4) predicted to now, P (n, 4, 4), pos_sigma, class_p, confidence, kinds, sensors,
-    t_upd, t_birth, hits, merged_into)``.
+    Returns ``(n_merged, n_expired, *blocks)``, the snapshot blocks of :func:`_snap_alloc`
+    (empty unless ``emit``): one row per non-free slot in slot order, floats ``[x (4)
+    predicted to now, P (16), pos_sigma, class_p, confidence, t_upd, t_birth]`` (columns
+    ``S_*``), ids ``[tid, merged_into]``, flags ``[status, was_conf, kinds]``, hits,
+    sensors.
     """
     # arguments as borrowed aliases: no reference counting per view (fusion._jit.borrow)
     x = borrow(x)
@@ -630,44 +657,18 @@ def _finish(
         for i in range(hw):
             if status[i] != FREE:
                 n += 1
-    o_tid = np.empty(n, dtype=np.int64)
-    o_st = np.empty(n, dtype=np.uint8)
-    o_wc = np.empty(n, dtype=np.uint8)
-    o_x = np.empty((n, 4))
-    o_P = np.empty((n, 4, 4))
-    o_sig = np.empty(n)
-    o_cp = np.empty((n, class_p.shape[1]))
-    o_conf = np.empty(n)
-    o_kinds = np.empty(n, dtype=np.uint8)
-    o_sens = np.empty((n, sensors.shape[1]), dtype=np.uint64)
-    o_tu = np.empty(n)
-    o_tb = np.empty(n)
-    o_hits = np.empty(n, dtype=np.int32)
-    o_mi = np.empty(n, dtype=np.int64)
+    o_f, o_id, o_fl, o_hits, o_sens = _snap_alloc(n, sensors.shape[1])
     if not emit:
-        return (
-            n_merged,
-            n_expired,
-            o_tid,
-            o_st,
-            o_wc,
-            o_x,
-            o_P,
-            o_sig,
-            o_cp,
-            o_conf,
-            o_kinds,
-            o_sens,
-            o_tu,
-            o_tb,
-            o_hits,
-            o_mi,
-        )
+        return (n_merged, n_expired, o_f, o_id, o_fl, o_hits, o_sens)
     # the outputs are returned (owned); the loop writes through borrowed aliases
-    b_cp = borrow(o_cp)
-    b_x = borrow(o_x)
-    b_P = borrow(o_P)
+    bF = borrow(o_f)
+    bI = borrow(o_id)
+    bU = borrow(o_fl)
     b_sens = borrow(o_sens)
+    px_o = np.empty(4)
+    pP_o = np.empty((4, 4))
+    px = borrow(px_o)
+    pP = borrow(pP_o)
     r = 0
     for i in range(hw):
         if status[i] == FREE:
@@ -675,47 +676,157 @@ def _finish(
         q = 0.0
         for k in range(class_p.shape[1]):
             q += class_p[i, k] * cpar[k, C_Q]
-            b_cp[r, k] = class_p[i, k]
-        _predict_one(x[i], P[i], now - t[i], q, b_x[r], b_P[r])
-        a = b_P[r, 0, 0]
-        b = b_P[r, 0, 1]
-        d = b_P[r, 1, 1]
-        o_sig[r] = math.sqrt(max(0.5 * (a + d) + math.sqrt(0.25 * (a - d) ** 2 + b * b), 0.0))
+            bF[r, S_CP + k] = class_p[i, k]
+        _predict_one(x[i], P[i], now - t[i], q, px, pP)
+        for u in range(4):
+            bF[r, S_X + u] = px[u]
+            for v in range(4):
+                bF[r, S_P + 4 * u + v] = pP[u, v]
+        a = pP[0, 0]
+        b = pP[0, 1]
+        d = pP[1, 1]
+        bF[r, S_SIG] = math.sqrt(max(0.5 * (a + d) + math.sqrt(0.25 * (a - d) ** 2 + b * b), 0.0))
         pm = 1.0
         for k in range(kpar.shape[0]):
             if (kinds[i] >> k) & 1:
                 pm *= 1.0 - kpar[k, K_WEIGHT]
-        o_conf[r] = 1.0 - pm
-        o_tid[r] = tid[i]
-        o_st[r] = status[i]
-        o_wc[r] = was_conf[i]
-        o_kinds[r] = kinds[i]
+        bF[r, S_CONF] = 1.0 - pm
+        bF[r, S_TU] = t_upd[i]
+        bF[r, S_TB] = t_birth[i]
+        bI[r, 0] = tid[i]
+        bI[r, 1] = merged_into[i]
+        bU[r, 0] = status[i]
+        bU[r, 1] = was_conf[i]
+        bU[r, 2] = kinds[i]
         for w in range(sensors.shape[1]):
             b_sens[r, w] = sensors[i, w]
-        o_tu[r] = t_upd[i]
-        o_tb[r] = t_birth[i]
         o_hits[r] = hits[i]
-        o_mi[r] = merged_into[i]
         r += 1
+    keep(px_o)
+    keep(pP_o)
     _free_dead(status, tid, merged_into, free, ctr)
-    return (
-        n_merged,
-        n_expired,
-        o_tid,
-        o_st,
-        o_wc,
-        o_x,
-        o_P,
-        o_sig,
-        o_cp,
-        o_conf,
-        o_kinds,
-        o_sens,
-        o_tu,
-        o_tb,
-        o_hits,
-        o_mi,
-    )
+    return (n_merged, n_expired, o_f, o_id, o_fl, o_hits, o_sens)
+
+
+@kernel
+def _step_kernel(
+    meas: Rec,
+    oosm: bool,
+    thr: float,
+    n_kinds: int,
+    now: float,
+    finish: bool,
+    emit: bool,
+    take: bool,
+    x: F8,
+    P: F8,
+    t: F8,
+    t_upd: F8,
+    t_birth: F8,
+    tid: I8,
+    status: U1,
+    was_conf: U1,
+    hist: U4,
+    hits: I4,
+    miss: I4,
+    class_p: F8,
+    kinds: U1,
+    sensors: U8,
+    last_sensor: I4,
+    merged_into: I8,
+    free: I8,
+    ctr: I8,
+    g: F8,
+    kpar: F8,
+    cpar: F8,
+    spd: F8,
+    slam: F8,
+    C: F8,
+    prior: F8,
+    C_fibre: F8,
+    rec: Rec,
+    ck: I8,
+) -> tuple[Any, ...]:
+    """The tracker's one compiled entry point: rows, then end of step, then checkpoint.
+
+    In order: the frames of ``meas`` through :func:`_run` (``oosm`` as there) with their
+    association records into ``rec`` (:func:`_records`); if ``finish``, :func:`_finish` at
+    ``now`` (snapshot if ``emit``); if ``take``, :func:`fusion.state._pack` of the table
+    into ``ck`` (a new buffer if ``ck`` is too small). A live in-order step is one call
+    (one dispatch instead of six, each unboxing its ~20-30 arrays again, and no Python
+    between them); the general path (late rows, replays) calls it for rows only or for the
+    end of step only. Every path runs this same compiled code, so a replayed step computes
+    bit for bit what the live step did (separately compiled copies of :func:`_run` and
+    :func:`_finish` differed in the last bit: fast-math).
+
+    Returns ``(code, tmax, n_greedy, n_invalid, n_merged, n_expired, ended, checkpoint,
+    *snapshot)`` (snapshot blocks as :func:`_finish`; ``ended``: the ids it reports DEAD;
+    ``checkpoint``: the buffer packed, ``ck`` itself when it was large enough).
+    ``code != 0``: nothing was changed: 1 some row is not newer than ``thr`` (late) or has
+    a NaN time, or its kind is unknown; 2 rows not sorted by ``(t, sensor)``; 3 a sensor
+    index beyond the per-sensor tables; 4 fewer free slots than rows.
+    """
+    n = meas.shape[0]
+    tmax = -math.inf
+    fb = np.empty(n + 1, dtype=np.int64)
+    nf = 0
+    code = 0
+    if n:
+        kmax, tmin, tmax = _scan_rows(meas)
+        if kmax >= n_kinds or not tmin > thr:
+            code = 1
+        else:
+            nf, smax = _frames(meas["t"], meas["sensor"], fb)
+            if nf < 0:
+                code = 2
+            elif smax >= spd.shape[0]:
+                code = 3
+            elif ctr[C_NFREE] < n:
+                code = 4
+    if code:
+        empty = _snap_alloc(0, sensors.shape[1])
+        return (code, tmax, 0, 0, 0, 0, empty[1][:, 0].copy(), ck) + empty  # noqa: RUF005 (Numba: no tuple unpacking)
+    n_greedy = 0
+    n_invalid = 0
+    if n:
+        rec_tid = np.empty(n, dtype=np.int64)
+        rec_act = np.empty(n, dtype=np.uint8)
+        rec_d2 = np.empty(n)
+        n_greedy = _run(
+            meas, fb, nf, x, P, t, t_upd, t_birth, tid, status, was_conf, hist, hits, miss,
+            class_p, kinds, sensors, last_sensor, free, ctr, g, kpar, cpar, spd, slam, C, prior,
+            rec_tid, rec_act, rec_d2, oosm,
+        )  # fmt: skip
+        n_invalid = _records(meas, rec_tid, rec_act, rec_d2, rec)
+    if finish:
+        res = _finish(
+            x, P, t, t_upd, t_birth, tid, status, was_conf, hist, hits, miss, class_p, kinds,
+            sensors, last_sensor, merged_into, free, ctr, now, emit, g, kpar, cpar, prior,
+            C_fibre,
+        )  # fmt: skip
+    else:
+        res = (0, 0) + _snap_alloc(0, sensors.shape[1])  # noqa: RUF005
+    ids = res[3]
+    flags = res[4]
+    n_dead = 0
+    for r in range(flags.shape[0]):
+        if flags[r, 0] == DEAD:
+            n_dead += 1
+    ended = np.empty(n_dead, dtype=np.int64)
+    n_dead = 0
+    for r in range(flags.shape[0]):
+        if flags[r, 0] == DEAD:
+            ended[n_dead] = ids[r, 0]
+            n_dead += 1
+    if take:
+        need = _packed_words(ctr[C_HW], free.shape[0])
+        if ck.shape[0] < need:
+            ck = np.empty(need, dtype=np.int64)
+        _pack(
+            ctr[C_HW], x, P, t, t_upd, t_birth, tid, status, was_conf, hist, hits, miss,
+            class_p, kinds, sensors, last_sensor, merged_into, free, ctr, ck,
+        )  # fmt: skip
+    return (code, tmax, n_greedy, n_invalid, res[0], res[1], ended, ck) + res[2:]  # noqa: RUF005
 
 
 @dataclass(frozen=True)
@@ -754,11 +865,29 @@ class Snapshot:
         return len(self.track_id)
 
     @classmethod
-    def _of(cls, **fields: Any) -> Snapshot:
-        """The same object as ``Snapshot(**fields)`` (every field given), without the frozen
-        dataclass ``__init__`` (one ``object.__setattr__`` per field, ~3 us per step)."""
+    def _blocks(cls, t: float, fl: F8, ids: I8, flags: U1, hits: I4, sens: U8) -> Snapshot:
+        """The snapshot whose columns are views of :func:`_finish`'s blocks (``S_*``)."""
         obj = object.__new__(cls)
-        obj.__dict__.update(fields)
+        obj.__dict__.update(
+            t=t,
+            track_id=ids[:, 0],
+            status=flags[:, 0],
+            was_confirmed=flags[:, 1],
+            x=fl[:, S_X],
+            y=fl[:, S_X + 1],
+            vx=fl[:, S_X + 2],
+            vy=fl[:, S_X + 3],
+            cov=fl[:, S_P : S_P + 16].reshape(-1, 4, 4),
+            pos_sigma=fl[:, S_SIG],
+            class_p=fl[:, S_CP:S_CONF],
+            confidence=fl[:, S_CONF],
+            kinds=flags[:, 2],
+            sensors=sens,
+            t_update=fl[:, S_TU],
+            t_birth=fl[:, S_TB],
+            hits=hits,
+            merged_into=ids[:, 1],
+        )
         return obj
 
     def sensor_indices(self, row: int) -> list[int]:
@@ -791,8 +920,12 @@ class StepResult:
 class _Checkpoint:
     step_t: float  # step time this checkpoint was taken at
     frontier: float  # newest measurement time processed (all rows <= frontier are in)
-    table: TrackTable
+    packed: I8  # the table, TrackTable.pack (one buffer: one compiled copy per checkpoint)
     settled: float = -math.inf  # Tracker._settled_t then
+
+    def table(self) -> TrackTable:
+        """The checkpointed (compact) table; its columns are views of :attr:`packed`."""
+        return TrackTable.unpacked(self.packed)
 
 
 @dataclass
@@ -834,12 +967,15 @@ class Tracker:
         # the replay's checkpoints until those are pruned
         self._unpublished: dict[int, float] = {}
         # the empty table before the first step is a checkpoint too (late rows at start-up)
-        self._ckpts: list[_Checkpoint] = [
-            _Checkpoint(-math.inf, -math.inf, self.table.compact_copy())
-        ]
+        self._ckpts: list[_Checkpoint] = [_Checkpoint(-math.inf, -math.inf, self.table.pack())]
         self._step_times: list[float] = []  # step times since the oldest checkpoint
         self._n_invalid = 0  # INVALID records made in the current step
-        self._spare: list[TrackTable] = []  # pruned checkpoints' tables, for reuse
+        self._spare: list[I8] = []  # pruned checkpoints' buffers, for reuse
+        self._pruned_for = math.nan  # oldest checkpoint's step time at the last full prune
+        # _step_kernel's array arguments (see _kernel_args; not state: never snapshotted)
+        self._kargs: tuple[np.ndarray, ...] = ()
+        self._kargs_tb: TrackTable | None = None
+        self._pruned_t = math.inf  # step time of the last full prune
 
     # ------------------------------------------------------------------ public
     def step(self, t: float, meas: MeasArray | None = None) -> StepResult:
@@ -853,6 +989,11 @@ class Tracker:
             msg = f"measurements must have MEAS_DTYPE, got {meas.dtype}"
             raise TypeError(msg)
         meas = np.ascontiguousarray(meas)
+        if not meas.flags.writeable:  # one compiled specialisation for every path
+            meas = _copy_meas(meas)
+        fast = self._step_fast(t, meas)
+        if fast is not None:
+            return fast
         tmin = math.inf
         tmax = -math.inf
         if len(meas):
@@ -929,117 +1070,122 @@ class Tracker:
         return StepResult(snap, rec, replayed, n_late, self._n_invalid, n_oosm)
 
     # ----------------------------------------------------------------- internals
+    def _step_fast(self, t: float, meas: MeasArray) -> StepResult | None:
+        """The common step (every row newer than what was processed, sorted, known sensors)
+        in one kernel call (:func:`_step_kernel`); ``None`` (nothing changed) otherwise. Same
+        kernels in the same order as the general path, so the same state and output."""
+        n = len(meas)
+        replay = self.config.horizon_s > 0
+        thr = max(self.frontier, self._settled_t) if replay else self.frontier
+        take = replay and (
+            not self._ckpts or t - self._ckpts[-1].step_t >= self.config.checkpoint_s
+        )
+        spare = self._spare
+        ck = spare[-1] if take and spare else _NO_I8
+        rec = np.empty(n, dtype=REC_DTYPE)
+        r = _step_kernel(
+            meas, False, thr, _N_KINDS, t, True, True, take, *self._kernel_args(), rec, ck
+        )
+        if r[0] == 4:  # not enough free slots: grow the table, then the same call
+            self.table.reserve(n)
+            r = _step_kernel(
+                meas, False, thr, _N_KINDS, t, True, True, take, *self._kernel_args(), rec, ck
+            )
+        if r[0]:
+            return None
+        _, tmax, n_greedy, n_invalid, n_merged, n_expired, ended, packed, *blocks = r
+        c = self.counters
+        c.steps += 1
+        c.rows += n
+        c.greedy_clusters += n_greedy
+        c.merges += n_merged
+        self._n_invalid = n_invalid
+        if n:
+            self.frontier = max(self.frontier, tmax)
+            if replay:
+                self._log.append(_copy_meas(meas))
+                self._log_tmax.append(tmax)
+                self._own.append((rec["mid"], rec["track_id"]))
+        if n_merged or n_expired:
+            self._settled_t = t
+        snap = Snapshot._blocks(t, *blocks)
+        if replay and len(ended):
+            self._ended.append((t, ended))
+        self._step_times.append(t)
+        if take:
+            if spare and packed is spare[-1]:
+                spare.pop()
+            self._ckpts.append(_Checkpoint(t, self.frontier, packed, self._settled_t))
+        if replay:
+            self._prune(t)
+        return StepResult(snap, rec, 0, 0, n_invalid, 0)
+
     def _process(self, meas: MeasArray, *, oosm: bool = False) -> np.ndarray:
         """Run the frame kernel on ``meas`` (any order); return its association records.
         ``oosm``: rows older than the tracks, applied with the OOSM update."""
         n = len(meas)
-        if n == 0:
-            return np.zeros(0, dtype=REC_DTYPE)
-        fb = np.empty(n + 1, dtype=np.int64)
-        nf, smax = _frames(meas["t"], meas["sensor"], fb)
-        srt = meas
-        if nf < 0:  # not sorted by (t, sensor)
-            srt = meas[np.lexsort((meas["mid"], meas["sensor"], meas["t"]))]
-            nf, smax = _frames(srt["t"], srt["sensor"], fb)
-        self._grow_sensors(smax + 1)
-        tb = self.table
-        tb.reserve(n)
-        rec_tid = np.empty(n, dtype=np.int64)  # the kernel writes one record per row
-        rec_act = np.empty(n, dtype=np.uint8)
-        rec_d2 = np.empty(n)
-        self.counters.greedy_clusters += _run(
-            srt,
-            fb,
-            nf,
-            tb.x,
-            tb.P,
-            tb.t,
-            tb.t_upd,
-            tb.t_birth,
-            tb.tid,
-            tb.status,
-            tb.was_conf,
-            tb.hist,
-            tb.hits,
-            tb.miss,
-            tb.class_p,
-            tb.kinds,
-            tb.sensors,
-            tb.last_sensor,
-            tb.free,
-            tb.ctr,
-            self._g,
-            self._kpar,
-            self._cpar,
-            self._spd,
-            self._slam,
-            self._C,
-            self._prior,
-            rec_tid,
-            rec_act,
-            rec_d2,
-            oosm,
-        )
-        self.frontier = max(self.frontier, float(srt["t"][n - 1]))
         rec = np.empty(n, dtype=REC_DTYPE)
-        self._n_invalid += _records(srt, rec_tid, rec_act, rec_d2, rec)
+        if n == 0:
+            return rec
+        srt = meas
+        while True:
+            r = _step_kernel(
+                srt, oosm, -math.inf, _N_KINDS, math.nan, False, False, False,
+                *self._kernel_args(), rec, _NO_I8,
+            )  # fmt: skip
+            code = r[0]
+            if code == 0:
+                break
+            if code == 2:  # not sorted by (t, sensor)
+                srt = srt[np.lexsort((srt["mid"], srt["sensor"], srt["t"]))]
+            elif code == 3:
+                self._grow_sensors(int(srt["sensor"].max()) + 1)
+            elif code == 4:
+                self.table.reserve(n)
+            else:  # step() drops NaN times and refuses unknown kinds before this
+                msg = f"rows the tracker cannot process (code {code})"
+                raise RuntimeError(msg)
+        self.counters.greedy_clusters += r[2]
+        self.frontier = max(self.frontier, float(srt["t"][n - 1]))
+        self._n_invalid += r[3]
         return rec
 
     def _end_step(self, t: float, *, emit: bool) -> Snapshot | None:
-        tb = self.table
-        res = _finish(
-            tb.x,
-            tb.P,
-            tb.t,
-            tb.t_upd,
-            tb.t_birth,
-            tb.tid,
-            tb.status,
-            tb.was_conf,
-            tb.hist,
-            tb.hits,
-            tb.miss,
-            tb.class_p,
-            tb.kinds,
-            tb.sensors,
-            tb.last_sensor,
-            tb.merged_into,
-            tb.free,
-            tb.ctr,
-            t,
-            emit,
-            self._g,
-            self._kpar,
-            self._cpar,
-            self._prior,
-            self._C_fibre,
-        )
-        self.counters.merges += res[0]
-        if res[0] or res[1]:
+        r = _step_kernel(
+            _NO_MEAS, False, -math.inf, _N_KINDS, t, True, emit, False, *self._kernel_args(),
+            _NO_REC, _NO_I8,
+        )  # fmt: skip
+        self.counters.merges += r[4]
+        if r[4] or r[5]:
             self._settled_t = t  # rows older than this would have changed these decisions
         if not emit:
             return None
-        _, _, tid, st, wc, xo, Po, sig, cp, conf, kinds, sens, tu, tbirth, hits, mi = res
-        return Snapshot._of(
-            t=t,
-            track_id=tid,
-            status=st,
-            was_confirmed=wc,
-            x=xo[:, 0],
-            y=xo[:, 1],
-            vx=xo[:, 2],
-            vy=xo[:, 3],
-            cov=Po,
-            pos_sigma=sig,
-            class_p=cp,
-            confidence=conf,
-            kinds=kinds,
-            sensors=sens,
-            t_update=tu,
-            t_birth=tbirth,
-            hits=hits,
-            merged_into=mi,
-        )
+        return Snapshot._blocks(t, *r[8:])
+
+    def _kernel_args(self) -> tuple[np.ndarray, ...]:
+        """The table's columns and the packed parameters, in :func:`_step_kernel`'s order;
+        cached (27 attribute loads per step otherwise) while the table and its arrays and
+        the per-sensor tables are the same objects (a reserve, rewind or restore replaces
+        them)."""
+        tb = self.table
+        a = self._kargs
+        if (
+            a
+            and self._kargs_tb is tb
+            and a[0] is tb.x
+            and a[16] is tb.free
+            and a[17] is tb.ctr
+            and a[21] is self._spd
+        ):
+            return a
+        self._kargs_tb = tb
+        self._kargs = (
+            tb.x, tb.P, tb.t, tb.t_upd, tb.t_birth, tb.tid, tb.status, tb.was_conf, tb.hist,
+            tb.hits, tb.miss, tb.class_p, tb.kinds, tb.sensors, tb.last_sensor,
+            tb.merged_into, tb.free, tb.ctr, self._g, self._kpar, self._cpar, self._spd,
+            self._slam, self._C, self._prior, self._C_fibre,
+        )  # fmt: skip
+        return self._kargs
 
     def _grow_sensors(self, n: int) -> None:
         if n > len(self._spd):
@@ -1053,7 +1199,7 @@ class Tracker:
         if not self._ckpts or t - self._ckpts[-1].step_t >= self.config.checkpoint_s:
             into = self._spare.pop() if self._spare else None
             self._ckpts.append(
-                _Checkpoint(t, self.frontier, self.table.compact_copy(into=into), self._settled_t)
+                _Checkpoint(t, self.frontier, self.table.pack(into), self._settled_t)
             )
         self._prune(t)
 
@@ -1065,11 +1211,16 @@ class Tracker:
         cut = 0
         while cut + 1 < len(self._ckpts) and self._ckpts[cut + 1].step_t <= t - h:
             cut += 1
+        if not cut and self._ckpts[0].step_t == self._pruned_for and t >= self._pruned_t:
+            # same oldest checkpoint as at the last prune, no rewind since, time not gone
+            # back: what it keeps is what was kept then plus what was appended since, all
+            # newer than it (in-order rows and later steps)
+            return
         if cut:
-            # a pruned checkpoint's table is referenced nowhere else: reuse its memory
+            # a pruned checkpoint's buffer is referenced nowhere else: reuse its memory
             for c in self._ckpts[:cut]:
                 if len(self._spare) < 2:
-                    self._spare.append(c.table)
+                    self._spare.append(c.packed)
             del self._ckpts[:cut]
         first = self._ckpts[0]
         k = 0
@@ -1092,6 +1243,8 @@ class Tracker:
         del self._oosm_log[:k]
         if self._unpublished and len(self._unpublished) > 64:
             self._unpublished = {i: w for i, w in self._unpublished.items() if w > first.step_t}
+        self._pruned_for = first.step_t
+        self._pruned_t = t
 
     def _rewind(self, t_late: float, recs: list[np.ndarray]) -> int:
         """Restore the newest checkpoint taken before ``t_late`` (its step time and its
@@ -1106,8 +1259,10 @@ class Tracker:
                 k = i
         ck = self._ckpts[k]
         del self._ckpts[k + 1 :]
+        self._pruned_for = math.nan  # the replay rewrites the buffers: prune them fully next
         before = self.table
-        self.table = ck.table.expanded()
+        ck_table = ck.table()
+        self.table = ck_table.expanded()
         self.frontier = ck.frontier
         self._settled_t = ck.settled
         steps = [s for s in self._step_times if s > ck.step_t]
@@ -1138,24 +1293,24 @@ class Tracker:
             self._step_times.append(s)
             if s - last >= self.config.checkpoint_s:
                 # as on time: the step's ended tracks would have been reported and freed
-                c = _Checkpoint(
-                    s, self.frontier, self.table.compact_copy(free_dead=True), self._settled_t
-                )
+                c = _Checkpoint(s, self.frontier, self.table.pack(), self._settled_t)
+                free_dead_rows(c.table())
                 mid.append(c)
                 last = s
         out.append(self._process(log[a:]))
         rec = np.concatenate(out)
-        hw0 = int(ck.table.ctr[C_HW])
-        restored = ck.table.tid[:hw0][ck.table.status[:hw0] != FREE]
+        hw0 = int(ck_table.ctr[C_HW])
+        restored = ck_table.tid[:hw0][ck_table.status[:hw0] != FREE]
         keys, vals, id_next = self._reconcile(
-            before, int(ck.table.ctr[C_NEXT_ID]), rec, sel, restored
+            before, int(ck_table.ctr[C_NEXT_ID]), rec, sel, restored
         )
         for c in mid:  # the replayed timeline's checkpoints carry the reconciled ids
-            hw = int(c.table.ctr[C_HW])
+            ct = c.table()  # views: the writes below go to the packed buffer
+            hw = int(ct.ctr[C_HW])
             if len(keys):
-                _relabel(c.table.tid[:hw], keys, vals)
-                _relabel(c.table.merged_into[:hw], keys, vals)
-            c.table.ctr[C_NEXT_ID] = id_next
+                _relabel(ct.tid[:hw], keys, vals)
+                _relabel(ct.merged_into[:hw], keys, vals)
+            ct.ctr[C_NEXT_ID] = id_next
         self._ckpts.extend(mid)
         recs.append(rec)
         for r in oo_recs:
@@ -1276,6 +1431,8 @@ class Tracker:
 
 _NO_I8: I8 = np.empty(0, dtype=np.int64)
 _NO_MEAS: MeasArray = np.empty(0, dtype=MEAS_DTYPE)
+_NO_REC: np.ndarray = np.empty(0, dtype=REC_DTYPE)
+_N_KINDS = len(Kind)
 
 
 def _relabel(arr: I8, keys: I8, vals: I8) -> None:

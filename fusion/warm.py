@@ -47,9 +47,9 @@ def warmup() -> float:
         )
         trk.step(t + 0.5, rows)
     trk.step(104.0, build.point([101.5], [1.0], [0.0], [10.0], sensor=3, mid0=99))
-    # checkpoint reuse (first needed once the horizon is full)
+    # checkpoint buffer reuse (first needed once the horizon is full)
     tb = trk.table
-    tb.compact_copy(into=tb.compact_copy())
+    tb.pack(into=tb.pack())
     xp = np.zeros((1, 4))
     Pp = np.eye(4)[None] * 100.0
     predict(xp, Pp, 1.0, 0.1)

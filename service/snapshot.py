@@ -51,7 +51,19 @@ _I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
 _CONFIG: Final[dict[str, frozenset[str]]] = {
     "core": frozenset({"site", "step_s", "ingest", "tracker", "reporter", "_to_track"}),
     "tracker": frozenset(
-        {"config", "_g", "_kpar", "_cpar", "_prior", "_spd", "_slam", "_C", "_C_fibre"}
+        {
+            "config",
+            "_g",
+            "_kpar",
+            "_cpar",
+            "_prior",
+            "_spd",
+            "_slam",
+            "_C",
+            "_C_fibre",
+            "_kargs",
+            "_kargs_tb",
+        }
     ),
     "reporter": frozenset({"site", "include_tentative"}),
     "ingest": frozenset(

@@ -16,7 +16,7 @@ from fusion.gater import gate
 from fusion.initiator import init_state
 from fusion.measurements import Cls, Kind, MeasArray
 from fusion.predictor import predict
-from fusion.state import CONFIRMED, TENTATIVE, TrackTable
+from fusion.state import CONFIRMED, TENTATIVE, TrackTable, packed_words
 from fusion.updater import update
 from tests import naive
 
@@ -375,35 +375,31 @@ def _random_table(rng: np.random.Generator, cap: int, hw: int) -> TrackTable:
     return t
 
 
-def test_compact_copy_into_reused_table_matches_fresh_copy() -> None:
-    """A checkpoint copied into a pruned checkpoint's table (kernel) holds exactly what a
-    fresh copy (numpy slices, the twin) holds, and expands to the same table."""
+def test_packed_checkpoint_matches_compact_copy() -> None:
+    """A checkpoint packed into one buffer (kernel), fresh or reusing a pruned one, unpacks
+    to exactly what a compact copy (numpy slices, the twin) holds, and expands to the same
+    table; writes through the unpacked views change the buffer."""
     rng = np.random.default_rng(11)
-    for cap, hw, old_hw in ((64, 40, 50), (64, 40, 40), (128, 3, 100), (64, 64, 64)):
+    for cap, hw, old_hw in ((64, 40, 50), (64, 40, 40), (128, 3, 100), (64, 64, 64), (64, 0, 5)):
         src = _random_table(rng, cap, hw)
-        old = _random_table(rng, cap, old_hw).compact_copy()  # garbage to overwrite
+        old = _random_table(rng, cap, old_hw).pack()  # garbage to overwrite (or too small)
         fresh = src.compact_copy()
-        got = src.compact_copy(into=old)
-        assert got is old
-        for name in TrackTable.__slots__:
-            a, b = getattr(fresh, name), getattr(got, name)
-            if name in {"ctr", "free"}:
+        for buf in (src.pack(), src.pack(into=old)):
+            assert len(buf) >= packed_words(hw, cap)
+            got = TrackTable.unpacked(buf)
+            for name in TrackTable.__slots__:
+                a, b = getattr(fresh, name), getattr(got, name)
+                assert a.dtype == b.dtype, name
+                assert a.shape == b.shape, name
                 assert a.tobytes() == b.tobytes(), name
-            else:
-                assert a[:hw].tobytes() == getattr(src, name)[:hw].tobytes(), name
-                assert b[:hw].tobytes() == a[:hw].tobytes(), name
-        ea, eb = fresh.expanded(), got.expanded()
-        for name in TrackTable.__slots__:
-            assert getattr(ea, name).tobytes() == getattr(eb, name).tobytes(), name
-    # refused reuse (too few rows, other capacity): a fresh copy, the old table untouched
-    src = _random_table(rng, 64, 40)
-    small = _random_table(rng, 64, 10).compact_copy()
-    before = small.x.copy()
-    got = src.compact_copy(into=small)
-    assert got is not small
-    assert small.x.tobytes() == before.tobytes()
-    other = _random_table(rng, 128, 50).compact_copy()
-    assert src.compact_copy(into=other) is not other
+            ea, eb = fresh.expanded(), got.expanded()
+            for name in TrackTable.__slots__:
+                assert getattr(ea, name).tobytes() == getattr(eb, name).tobytes(), name
+            if hw:
+                got.tid[0] = 123456789
+                assert TrackTable.unpacked(buf).tid[0] == 123456789
+        reused = len(old) >= packed_words(hw, cap)
+        assert (src.pack(into=old) is old) == reused
 
 
 @pytest.mark.parametrize("seed", range(6))
