@@ -958,7 +958,9 @@ class Tracker:
         self.frontier = -math.inf  # newest measurement time processed
         self._settled_t = -math.inf  # last step time whose end-of-step work ended tracks
         self.counters = _Counters()
-        self._log: list[MeasArray] = []  # chunks of rows, one per step, for replay
+        # chunks of rows, one per step, for replay: MEAS_DTYPE bytes (a bytes copy is ~6x
+        # cheaper than a structured array copy; read back with np.frombuffer)
+        self._log: list[bytes] = []
         self._log_tmax: list[float] = []  # newest row time of each chunk
         self._own: list[tuple[I8, I8]] = []  # (mid, track id) of each chunk's rows, current
         self._ended: list[tuple[float, I8]] = []  # (step t, ids reported DEAD then)
@@ -1043,7 +1045,7 @@ class Tracker:
         replayed = 0
         logged = replay and len(meas) > 0
         if logged:
-            self._log.append(_copy_meas(meas))
+            self._log.append(meas.tobytes())
             # tmax of the input unless rows were taken out above (then they were old/bad)
             self._log_tmax.append(tmax if len(meas) == len(tm) else float(meas["t"].max()))
         if replay and any_old:
@@ -1103,7 +1105,7 @@ class Tracker:
         if n:
             self.frontier = max(self.frontier, tmax)
             if replay:
-                self._log.append(_copy_meas(meas))
+                self._log.append(meas.tobytes())
                 self._log_tmax.append(tmax)
                 self._own.append((rec["mid"], rec["track_id"]))
         if n_merged or n_expired:
@@ -1269,7 +1271,11 @@ class Tracker:
         self._step_times = [s for s in self._step_times if s <= ck.step_t]
         # only chunks holding rows newer than the checkpoint (O(replayed), not O(horizon))
         sel = [i for i, tmax in enumerate(self._log_tmax) if tmax > ck.frontier]
-        log = np.concatenate([self._log[i] for i in sel]) if sel else _NO_MEAS
+        log = (
+            np.concatenate([np.frombuffer(self._log[i], dtype=MEAS_DTYPE) for i in sel])
+            if sel
+            else _NO_MEAS
+        )
         log = log[log["t"] > ck.frontier]
         # canonical (t, sensor, mid) order: each step's window is one slice
         log = log[np.lexsort((log["mid"], log["sensor"], log["t"]))]
@@ -1420,7 +1426,7 @@ class Tracker:
             nm, nt = new_mid[o], new_tid[o]
             for i in sel:  # other chunks hold no replayed row: their owners stay
                 mids, tids = self._own[i]
-                m = self._log[i]["mid"].astype(np.int64)
+                m = np.frombuffer(self._log[i], dtype=MEAS_DTYPE)["mid"].astype(np.int64)
                 t2 = np.full(len(m), -1, dtype=np.int64)
                 if len(tids) == len(m):
                     # previous owners by mid (chunk order and record order may differ)
