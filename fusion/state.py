@@ -288,8 +288,8 @@ def _put(b: U1, off: int, a: np.ndarray, rows: int) -> int:
     """Raw bytes of rows ``< rows`` of C-contiguous ``a`` at ``b[off:]`` (8-aligned ``off``;
     a typed copy: a byte loop was 3x slower); returns the next 8-aligned offset."""
     src = a.reshape(a.size)
-    m = src.size // a.shape[0] * rows
-    n = m * a.itemsize
+    m: int = src.size // a.shape[0] * rows
+    n: int = m * a.itemsize
     dst = b[off : off + n].view(a.dtype)
     dst[:] = src[:m]
     return off + ((n + 7) & ~7)

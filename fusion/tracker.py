@@ -718,6 +718,8 @@ def _step_kernel(
     finish: bool,
     emit: bool,
     take: bool,
+    rec: Rec,
+    ck: I8,
     x: F8,
     P: F8,
     t: F8,
@@ -744,8 +746,6 @@ def _step_kernel(
     C: F8,
     prior: F8,
     C_fibre: F8,
-    rec: Rec,
-    ck: I8,
 ) -> tuple[Any, ...]:
     """The tracker's one compiled entry point: rows, then end of step, then checkpoint.
 
@@ -1086,12 +1086,12 @@ class Tracker:
         ck = spare[-1] if take and spare else _NO_I8
         rec = np.empty(n, dtype=REC_DTYPE)
         r = _step_kernel(
-            meas, False, thr, _N_KINDS, t, True, True, take, *self._kernel_args(), rec, ck
+            meas, False, thr, _N_KINDS, t, True, True, take, rec, ck, *self._kernel_args()
         )
         if r[0] == 4:  # not enough free slots: grow the table, then the same call
             self.table.reserve(n)
             r = _step_kernel(
-                meas, False, thr, _N_KINDS, t, True, True, take, *self._kernel_args(), rec, ck
+                meas, False, thr, _N_KINDS, t, True, True, take, rec, ck, *self._kernel_args()
             )
         if r[0]:
             return None
@@ -1132,8 +1132,8 @@ class Tracker:
         srt = meas
         while True:
             r = _step_kernel(
-                srt, oosm, -math.inf, _N_KINDS, math.nan, False, False, False,
-                *self._kernel_args(), rec, _NO_I8,
+                srt, oosm, -math.inf, _N_KINDS, math.nan, False, False, False, rec, _NO_I8,
+                *self._kernel_args(),
             )  # fmt: skip
             code = r[0]
             if code == 0:
@@ -1154,8 +1154,8 @@ class Tracker:
 
     def _end_step(self, t: float, *, emit: bool) -> Snapshot | None:
         r = _step_kernel(
-            _NO_MEAS, False, -math.inf, _N_KINDS, t, True, emit, False, *self._kernel_args(),
-            _NO_REC, _NO_I8,
+            _NO_MEAS, False, -math.inf, _N_KINDS, t, True, emit, False, _NO_REC, _NO_I8,
+            *self._kernel_args(),
         )  # fmt: skip
         self.counters.merges += r[4]
         if r[4] or r[5]:
