@@ -621,3 +621,76 @@ def test_vehicle_passing_a_group_on_the_cable_keeps_its_own_fibre_events() -> No
     assert int(np.argmax(snap.class_p[v])) == int(Cls.VEHICLE)
     assert snap.vx[v] == pytest.approx(8.0, abs=1.0)
     assert abs(snap.vy[v]) < 1.0
+
+
+def _mixed_rows(k: int, rng: np.random.Generator) -> MeasArray:
+    """Step ``k`` of a busy mixed scene: a vehicle along a cable seen by the fibre and a
+    thermal camera, two walkers seen by an MSV radar (with Doppler), and uniform point
+    clutter (births, deaths, merges every step)."""
+    t = T0 + k
+    xv = -300.0 + 8.0 * k
+    rows = [
+        build.fibre([t + 0.1], [xv + rng.normal(0, 3)], [0.0], [1.0], [0.0], extent=25.0,
+                    cls=int(Cls.VEHICLE), conf=0.7, sensor=0, mid0=1000 * k),
+        build.polar(Kind.THERMAL, [t + 0.2], [-700.0], [0.0],
+                    [np.arctan2(xv + 700.0, 35.0) + rng.normal(0, 0.005)],
+                    r=[np.hypot(xv + 700.0, 35.0) + rng.normal(0, 10)], sr=20.0, saz=0.005,
+                    sensor=1, mid0=1000 * k + 1, cls=int(Cls.VEHICLE), conf=0.8),
+    ]  # fmt: skip
+    for w, (x0, y0) in enumerate(((-50.0, -400.0), (60.0, -420.0))):
+        x, y = x0, y0 + 1.5 * k
+        dx, dy = x - 100.0, y + 1500.0
+        rows.append(
+            build.polar(Kind.MSV, [t + 0.3], [100.0], [-1500.0],
+                        [np.arctan2(dx, dy) + rng.normal(0, 0.003)],
+                        r=[np.hypot(dx, dy) + rng.normal(0, 5)], vr=[1.5 * dy / np.hypot(dx, dy)],
+                        sensor=2, mid0=1000 * k + 2 + w)
+        )  # fmt: skip
+    n = int(rng.poisson(15))
+    rows.append(
+        build.point(np.full(n, t + 0.5), rng.uniform(-500, 500, n), rng.uniform(-500, 500, n),
+                    np.full(n, 10.0), sensor=3, mid0=1000 * k + 10)
+    )  # fmt: skip
+    return np.concatenate(rows)
+
+
+@pytest.mark.parametrize("horizon", [300.0, 0.0])
+def test_one_call_fast_path_equals_the_general_path(
+    horizon: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The live in-order step (one kernel call, :meth:`Tracker._step_fast`) gives bit for bit
+    the snapshots, records, table and checkpoints of the general path (rows, end of step and
+    checkpoint as separate calls, what replays use), on a busy mixed-sensor scene."""
+    cfg = TrackerConfig(horizon_s=horizon)
+    steps = [_mixed_rows(k, np.random.default_rng(k)) for k in range(60)]
+
+    def run() -> tuple[list[StepResult], Tracker]:
+        trk = Tracker(cfg, n_sensors=4)
+        return [trk.step(T0 + k + 0.9, m) for k, m in enumerate(steps)], trk
+
+    fast, trk_f = run()
+    calls = {"fast": 0}
+    orig = Tracker._step_fast
+
+    def no_fast(self: Tracker, t: float, meas: MeasArray) -> StepResult | None:
+        calls["fast"] += 1
+        return None
+
+    monkeypatch.setattr(Tracker, "_step_fast", no_fast)
+    slow, trk_s = run()
+    monkeypatch.setattr(Tracker, "_step_fast", orig)
+    assert calls["fast"] == len(steps)  # the general path ran every step
+    assert trk_f.counters.merges > 0  # the scene exercised merging
+    for a, b in zip(fast, slow, strict=True):
+        for name in ("track_id", "status", "x", "y", "vx", "vy", "cov", "pos_sigma", "class_p",
+                     "confidence", "kinds", "sensors", "t_update", "t_birth", "hits",
+                     "merged_into", "was_confirmed"):  # fmt: skip
+            assert getattr(a.snapshot, name).tobytes() == getattr(b.snapshot, name).tobytes()
+        assert a.records.tobytes() == b.records.tobytes()
+    for name in trk_f.table.__slots__:
+        assert getattr(trk_f.table, name).tobytes() == getattr(trk_s.table, name).tobytes()
+    assert len(trk_f._ckpts) == len(trk_s._ckpts) == (len(steps) + 1 if horizon else 1)
+    for ca, cb in zip(trk_f._ckpts, trk_s._ckpts, strict=True):
+        ta, tb = ca.table(), cb.table()
+        for name in ta.__slots__:
+            assert getattr(ta, name).tobytes() == getattr(tb, name).tobytes()
