@@ -40,7 +40,9 @@ import numpy as np
 if TYPE_CHECKING:
     from service.runtime import Pipeline
 
-FORMAT: Final = 1
+#: 2: tracker checkpoints are packed buffers (``_Checkpoint.packed``) and the replay log is
+#: bytes; a format-1 snapshot is refused (the journal is replayed instead)
+FORMAT: Final = 2
 ALLOWED_MODULES: Final = ("fusion.", "drivers.", "alerts.", "service.", "geo.")
 _I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
 
