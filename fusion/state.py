@@ -233,17 +233,10 @@ _LAYOUT = _layout()
 _ROW_BYTES = tuple(_row_bytes(dt, sh) for _, dt, sh in _LAYOUT)
 
 
-def packed_words(hw: int, cap: int) -> int:
-    """int64 words of a :meth:`TrackTable.pack` buffer for ``hw`` rows and ``cap`` slots."""
-    rows = 0
-    for rb in _ROW_BYTES:
-        rows += (hw * rb + 7) & ~7
-    return 2 + rows // 8 + cap + 4
-
-
 @inline_kernel
-def _packed_words(hw: int, cap: int) -> int:
-    """:func:`packed_words` in kernels."""
+def packed_words(hw: int, cap: int) -> int:
+    """int64 words of a :meth:`TrackTable.pack` buffer for ``hw`` rows and ``cap`` slots
+    (a kernel: inlined into :func:`fusion.tracker._step_kernel`, callable from Python)."""
     rows = 0
     for rb in _ROW_BYTES:
         rows += (hw * rb + 7) & ~7

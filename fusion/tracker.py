@@ -102,8 +102,8 @@ from fusion.state import (
     TENTATIVE,
     TrackTable,
     _pack,
-    _packed_words,
     free_dead_rows,
+    packed_words,
 )
 from fusion.updater import FIBRE, _innov_cov, _kf_update, _model, _pos_var_max
 
@@ -819,7 +819,7 @@ def _step_kernel(
             ended[n_dead] = ids[r, 0]
             n_dead += 1
     if take:
-        need = _packed_words(ctr[C_HW], free.shape[0])
+        need = packed_words(ctr[C_HW], free.shape[0])
         if ck.shape[0] < need:
             ck = np.empty(need, dtype=np.int64)
         _pack(
