@@ -155,12 +155,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     n_peer = max(1, a.peer_repeat) if a.peer == "stonesoup" else 0
     passes: list[dict[str, Any]] = []
     peer: list[tuple[float, float, _Score]] = []  # (tracker s, wall s, score)
+    if n_peer:  # Stone Soup is an optional dependency: imported only when asked for
+        from benchmarks.peer_stonesoup import run_stonesoup
     for i in range(max(n_limes, n_peer)):
         if i < n_limes:
             passes.append(run_limes(scans, truth))
         if i < n_peer:
-            from benchmarks.peer_stonesoup import run_stonesoup
-
             score = _Score(truth, [t for t, _, _ in sub])
             w0 = time.perf_counter()
             ss_s = run_stonesoup(sub, score)

@@ -128,18 +128,6 @@ class TrackTable:
             setattr(out, name, getattr(self, name).copy())
         return out
 
-    def compact_copy(self) -> TrackTable:
-        """Copy holding only slots below the high-water mark ``hw`` (all slots above are
-        FREE); ``free`` is copied whole (its length is the capacity). The numpy twin of
-        :meth:`pack` + :meth:`unpacked`."""
-        hw = int(self.ctr[C_HW])
-        out = TrackTable.__new__(TrackTable)
-        for name in _ROW_COLUMNS:
-            setattr(out, name, getattr(self, name)[:hw].copy())
-        out.ctr = self.ctr.copy()
-        out.free = self.free.copy()
-        return out
-
     def pack(self, into: I8 | None = None) -> I8:
         """The table as one int64 buffer (a rewind checkpoint): one compiled copy instead of
         one numpy copy per column (~16 Python-level copies per step at 1 Hz).
@@ -161,8 +149,9 @@ class TrackTable:
 
     @staticmethod
     def unpacked(buf: I8) -> TrackTable:
-        """The compact table (as :meth:`compact_copy`) that :meth:`pack` wrote into ``buf``;
-        its columns are views of ``buf`` (writes through them change the packed copy)."""
+        """The compact table that :meth:`pack` wrote into ``buf``: rows ``< hw`` of each column,
+        the whole free stack and the counters; its columns are views of ``buf`` (writes
+        through them change the packed copy)."""
         hw, cap = int(buf[0]), int(buf[1])
         b = buf.view(np.uint8)
         off = 16
@@ -177,7 +166,7 @@ class TrackTable:
         return out
 
     def expanded(self) -> TrackTable:
-        """A full-capacity table from a compact one (:meth:`unpacked`, :meth:`compact_copy`)."""
+        """A full-capacity table from a compact one (:meth:`unpacked`)."""
         cap = len(self.free)
         hw = int(self.ctr[C_HW])
         out = TrackTable(cap)
@@ -212,7 +201,9 @@ def free_dead_rows(out: TrackTable) -> None:
         out.ctr[C_NFREE] = nf + len(dead)
 
 
+@inline_kernel
 def _align8(n: int) -> int:
+    """``n`` rounded up to a multiple of 8."""
     return (n + 7) & ~7
 
 
@@ -239,7 +230,7 @@ def packed_words(hw: int, cap: int) -> int:
     (a kernel: inlined into :func:`fusion.tracker._step_kernel`, callable from Python)."""
     rows = 0
     for rb in _ROW_BYTES:
-        rows += (hw * rb + 7) & ~7
+        rows += _align8(hw * rb)
     return 2 + rows // 8 + cap + 4
 
 
@@ -285,4 +276,4 @@ def _put(b: U1, off: int, a: np.ndarray, rows: int) -> int:
     n: int = m * a.itemsize
     dst = b[off : off + n].view(a.dtype)
     dst[:] = src[:m]
-    return off + ((n + 7) & ~7)
+    return off + _align8(n)

@@ -1079,11 +1079,8 @@ class Tracker:
         n = len(meas)
         replay = self.config.horizon_s > 0
         thr = max(self.frontier, self._settled_t) if replay else self.frontier
-        take = replay and (
-            not self._ckpts or t - self._ckpts[-1].step_t >= self.config.checkpoint_s
-        )
-        spare = self._spare
-        ck = spare[-1] if take and spare else _NO_I8
+        take = self._checkpoint_due(t)
+        ck = self._spare[-1] if take and self._spare else _NO_I8
         rec = np.empty(n, dtype=REC_DTYPE)
         r = _step_kernel(
             meas, False, thr, _N_KINDS, t, True, True, take, rec, ck, *self._kernel_args()
@@ -1114,12 +1111,7 @@ class Tracker:
         if replay and len(ended):
             self._ended.append((t, ended))
         self._step_times.append(t)
-        if take:
-            if spare and packed is spare[-1]:
-                spare.pop()
-            self._ckpts.append(_Checkpoint(t, self.frontier, packed, self._settled_t))
-        if replay:
-            self._prune(t)
+        self._checkpoint(t, packed if take else None)
         return StepResult(snap, rec, 0, 0, n_invalid, 0)
 
     def _process(self, meas: MeasArray, *, oosm: bool = False) -> np.ndarray:
@@ -1194,15 +1186,25 @@ class Tracker:
             self._spd, self._slam = self.config.sensor_tables(n)
 
     # ---------------------------------------------------------- late handling
-    def _checkpoint(self, t: float) -> None:
-        h = self.config.horizon_s
-        if h <= 0:
+    def _checkpoint_due(self, t: float) -> bool:
+        """A checkpoint is taken after the step at ``t`` (at most one per ``checkpoint_s``)."""
+        return self.config.horizon_s > 0 and (
+            not self._ckpts or t - self._ckpts[-1].step_t >= self.config.checkpoint_s
+        )
+
+    def _checkpoint(self, t: float, packed: I8 | None = None) -> None:
+        """Take the checkpoint due after the step at ``t`` and prune. ``packed``: the table
+        already packed by :func:`_step_kernel` (into the newest spare buffer, or a new one)."""
+        if self.config.horizon_s <= 0:
             return
-        if not self._ckpts or t - self._ckpts[-1].step_t >= self.config.checkpoint_s:
-            into = self._spare.pop() if self._spare else None
-            self._ckpts.append(
-                _Checkpoint(t, self.frontier, self.table.pack(into), self._settled_t)
-            )
+        spare = self._spare
+        if packed is not None:
+            if spare and packed is spare[-1]:
+                spare.pop()
+        elif self._checkpoint_due(t):
+            packed = self.table.pack(spare.pop() if spare else None)
+        if packed is not None:
+            self._ckpts.append(_Checkpoint(t, self.frontier, packed, self._settled_t))
         self._prune(t)
 
     def _prune(self, t: float) -> None:

@@ -232,3 +232,9 @@ def records(meas: Any, tid: Any, act: Any, d2: Any, dtype: Any) -> tuple[Any, in
     rec["action"] = act
     rec["d2"] = d2
     return rec, int(np.count_nonzero(rec["action"] == 3))
+
+
+def compact_copy(cols: dict[str, Any], hw: int) -> dict[str, Any]:
+    """A track table's checkpoint by numpy slices: rows ``< hw`` of each per-slot column, the
+    whole free stack and the counters (``free``, ``ctr``) (twin of pack + unpacked)."""
+    return {n: a.copy() if n in ("free", "ctr") else a[:hw].copy() for n, a in cols.items()}
