@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-from fusion._jit import F8, I4, I8, U1, U4, U8, borrow, inline_kernel, keep, kernel
+from fusion._jit import F8, I4, I8, U1, U4, U8, borrow, inline_kernel, kernel
 from fusion.classifier import _class_update
 from fusion.config import (
     C_Q,
@@ -104,8 +104,16 @@ def _merge(
     cpar: F8,
     prior: F8,
     C_fibre: F8,
+    XP_o: F8,
+    PP_o: F8,
+    pv: U1,
 ) -> int:
-    """Merge duplicate / grouped live tracks among slots ``< hw``; returns merges done."""
+    """Merge duplicate / grouped live tracks among slots ``< hw``; returns merges done.
+
+    Workspace (``>= hw`` rows): ``XP_o``, ``PP_o`` receive each live track's state predicted
+    to ``now`` (:func:`fusion.predictor._predict_one`); ``pv[i] = 1`` where that prediction
+    is still the track's (live and not a merge survivor, whose class posterior, hence
+    process noise, changed; an absorbed track keeps its own), else 0."""
     # arguments as borrowed aliases: no reference counting per view (fusion._jit.borrow)
     x = borrow(x)
     P = borrow(P)
@@ -127,16 +135,16 @@ def _merge(
     cpar = borrow(cpar)
     prior = borrow(prior)
     C_fibre = borrow(C_fibre)
+    pv = borrow(pv)
     live = np.empty(hw, dtype=np.int64)
     n = 0
     for i in range(hw):
+        pv[i] = 0
         if status[i] == TENTATIVE or status[i] == CONFIRMED:
             live[n] = i
             n += 1
     if n < 2:
         return 0
-    XP_o = np.empty((hw, 4))
-    PP_o = np.empty((hw, 4, 4))
     XP = borrow(XP_o)
     PP = borrow(PP_o)
     x0 = math.inf
@@ -149,6 +157,7 @@ def _merge(
         for k in range(class_p.shape[1]):
             q += class_p[i, k] * cpar[k, C_Q]
         _predict_one(x[i], P[i], now - t[i], q, XP[i], PP[i])
+        pv[i] = 1
         x0 = min(x0, XP[i, 0])
         x1 = max(x1, XP[i, 0])
         y0 = min(y0, XP[i, 1])
@@ -229,8 +238,7 @@ def _merge(
                     was_conf[s] = max(was_conf[s], was_conf[d])
                     status[d] = DEAD
                     merged_into[d] = tid[s]
+                    pv[s] = 0
                     ctr[C_NLIVE] -= 1
                     n_merged += 1
-    keep(XP_o)
-    keep(PP_o)
     return n_merged

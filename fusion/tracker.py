@@ -61,6 +61,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from fusion._jit import F8, I4, I8, U1, U4, U8, Rec, borrow, inline_kernel, keep, kernel
 from fusion.associator import _assign
@@ -160,11 +161,15 @@ def _run(
     rec_act: U1,
     rec_d2: F8,
     oosm: bool,
+    XP_o: F8,
+    PP_o: F8,
+    live: I8,
 ) -> int:
     """Process frames ``fb[f]:fb[f+1]`` of sorted ``meas``; returns greedy-solved clusters.
 
     The caller guarantees ``ctr[C_NFREE] >= len(meas)`` (every row may start a track).
-    ``oosm``: out-of-sequence rows (late beyond ``oosm_after_s``): every track is predicted
+    ``XP_o``, ``PP_o``, ``live``: workspace of the table's capacity (predicted states, live
+    slots). ``oosm``: out-of-sequence rows (late beyond ``oosm_after_s``): every track is predicted
     (backwards for a track newer than the frame: retrodicted, ``P_r = F P F^T + Q(|dt|)``) to
     the frame time for gating and assignment; a track not updated since then gets the
     ordinary update (exactly as in order); a newer one takes the row as evidence only (hits,
@@ -200,12 +205,9 @@ def _run(
     rec_tid = borrow(rec_tid)
     rec_act = borrow(rec_act)
     rec_d2 = borrow(rec_d2)
-    cap = x.shape[0]
-    XP_o = np.empty((cap, 4))
-    PP_o = np.empty((cap, 4, 4))
     XP = borrow(XP_o)
     PP = borrow(PP_o)
-    live = np.empty(cap, dtype=np.int64)
+    live = borrow(live)
     nb = 64 + 4 * meas.shape[0]  # pair buffers (grown by the gater when a frame needs more)
     pt = np.empty(nb, dtype=np.int64)
     pm = np.empty(nb, dtype=np.int64)
@@ -456,8 +458,6 @@ def _run(
             rec_tid[j] = tid[i]
             rec_act[j] = STARTED
             rec_d2[j] = math.nan
-    keep(XP_o)
-    keep(PP_o)
     keep(nu_o)
     keep(H_o)
     keep(R_o)
@@ -543,7 +543,7 @@ def _free_dead(status: U1, tid: I8, merged_into: I8, free: I8, ctr: I8) -> None:
     ctr[C_HW] = hw
 
 
-#: snapshot float block columns (:func:`_finish`): predicted state, covariance (row-major),
+#: snapshot float block columns (:func:`_snap_rows`): predicted state, covariance (row-major),
 #: position sigma, class posterior, confidence, last update, birth
 S_X, S_P, S_SIG, S_CP = 0, 4, 20, 21
 S_CONF = S_CP + N_CLASSES
@@ -551,12 +551,22 @@ S_TU = S_CONF + 1
 S_TB = S_TU + 1
 S_NF = S_TB + 1
 
+#: per-step outputs of :func:`_step_kernel` (columns of its float ``info``; one array, as
+#: each array returned costs ~0.2 us to box): greedy-solved clusters, INVALID records,
+#: merges, expiries, then *ends* (exclusive) of the step's snapshot rows and ended ids in
+#: the concatenated outputs, its checkpoint's words ``[lo, hi)`` in the checkpoint buffer
+#: (``lo == hi``: none taken; counts and offsets are integers, exact below 2^53), the newest
+#: row time of the step (-inf if none), and ``frontier`` and settled time after the step
+I_GREEDY, I_INVALID, I_MERGED, I_EXPIRED, I_SNAP, I_ENDED, I_CKLO, I_CKHI = range(8)
+F_TMAX, F_FRONT, F_SETTLED = 8, 9, 10
+_N_INFO = 11
+
 
 @inline_kernel
 def _snap_alloc(n: int, n_words: int) -> tuple[F8, I8, U1, I4, U8]:
     """Uninitialised snapshot blocks for ``n`` rows: floats ``(n, S_NF)``, ids ``(n, 2)``
     (track id, merged into), flags ``(n, 3)`` (status, was confirmed, kinds), hits, sensors
-    (five arrays to box per step instead of fourteen)."""
+    (five arrays to box per call instead of fourteen)."""
     return (
         np.empty((n, S_NF)),
         np.empty((n, 2), dtype=np.int64),
@@ -572,7 +582,6 @@ def _finish(
     P: F8,
     t: F8,
     t_upd: F8,
-    t_birth: F8,
     tid: I8,
     status: U1,
     was_conf: U1,
@@ -584,30 +593,26 @@ def _finish(
     sensors: U8,
     last_sensor: I4,
     merged_into: I8,
-    free: I8,
     ctr: I8,
     now: float,
-    emit: bool,
     g: F8,
     kpar: F8,
     cpar: F8,
     prior: F8,
     C_fibre: F8,
-) -> tuple[int, int, F8, I8, U1, I4, U8]:
-    """End of step at ``now``: expire, merge, and (``emit``) snapshot + free DEAD slots.
-
-    Returns ``(n_merged, n_expired, *blocks)``, the snapshot blocks of :func:`_snap_alloc`
-    (empty unless ``emit``): one row per non-free slot in slot order, floats ``[x (4)
-    predicted to now, P (16), pos_sigma, class_p, confidence, t_upd, t_birth]`` (columns
-    ``S_*``), ids ``[tid, merged_into]``, flags ``[status, was_conf, kinds]``, hits,
-    sensors.
-    """
-    # arguments as borrowed aliases: no reference counting per view (fusion._jit.borrow)
+    XP_o: F8,
+    PP_o: F8,
+    pv: U1,
+) -> tuple[int, int, int]:
+    """End of step at ``now``: expire, then merge (which leaves the live tracks' states
+    predicted to ``now`` in the workspace ``XP_o``, ``PP_o``, ``pv``: :func:`_merge`).
+    Returns ``(n_merged, n_expired, rows)``, ``rows`` the non-free slots (the snapshot's
+    length)."""
+    # borrowed aliases: no reference counting per view (fusion._jit.borrow)
     x = borrow(x)
     P = borrow(P)
     t = borrow(t)
     t_upd = borrow(t_upd)
-    t_birth = borrow(t_birth)
     tid = borrow(tid)
     status = borrow(status)
     was_conf = borrow(was_conf)
@@ -619,7 +624,6 @@ def _finish(
     sensors = borrow(sensors)
     last_sensor = borrow(last_sensor)
     merged_into = borrow(merged_into)
-    free = borrow(free)
     ctr = borrow(ctr)
     g = borrow(g)
     kpar = borrow(kpar)
@@ -629,55 +633,83 @@ def _finish(
     hw = ctr[C_HW]
     n_expired = _expire(status, miss, t_upd, class_p, kinds, P, g, cpar, kpar, now, hw, ctr)
     n_merged = _merge(
-        x,
-        P,
-        t,
-        t_upd,
-        tid,
-        status,
-        was_conf,
-        hist,
-        hits,
-        miss,
-        class_p,
-        kinds,
-        sensors,
-        last_sensor,
-        merged_into,
-        ctr,
-        hw,
-        now,
-        g,
-        cpar,
-        prior,
-        C_fibre,
-    )
+        x, P, t, t_upd, tid, status, was_conf, hist, hits, miss, class_p, kinds, sensors,
+        last_sensor, merged_into, ctr, hw, now, g, cpar, prior, C_fibre, XP_o, PP_o, pv,
+    )  # fmt: skip
     n = 0
-    if emit:
-        for i in range(hw):
-            if status[i] != FREE:
-                n += 1
-    o_f, o_id, o_fl, o_hits, o_sens = _snap_alloc(n, sensors.shape[1])
-    if not emit:
-        return (n_merged, n_expired, o_f, o_id, o_fl, o_hits, o_sens)
-    # the outputs are returned (owned); the loop writes through borrowed aliases
+    for i in range(hw):
+        if status[i] != FREE:
+            n += 1
+    return n_merged, n_expired, n
+
+
+@kernel
+def _snap_rows(
+    x: F8,
+    P: F8,
+    t: F8,
+    t_upd: F8,
+    t_birth: F8,
+    tid: I8,
+    status: U1,
+    was_conf: U1,
+    hits: I4,
+    class_p: F8,
+    kinds: U1,
+    sensors: U8,
+    merged_into: I8,
+    hw: int,
+    now: float,
+    kpar: F8,
+    cpar: F8,
+    XP: F8,
+    PP: F8,
+    pv: U1,
+    o_f: F8,
+    o_id: I8,
+    o_fl: U1,
+    o_hits: I4,
+    o_sens: U8,
+    r0: int,
+) -> None:
+    """Snapshot rows ``r0, r0 + 1, ...`` of the blocks (:func:`_snap_alloc`): one per
+    non-free slot ``< hw`` in slot order, floats ``[x (4) predicted to now, P (16),
+    pos_sigma, class_p, confidence, t_upd, t_birth]`` (columns ``S_*``), ids ``[tid,
+    merged_into]``, flags ``[status, was_conf, kinds]``, hits, sensors. Where ``pv[i]``,
+    the prediction to ``now`` is ``XP[i]``, ``PP[i]`` (made by :func:`_merge`), else it is
+    made here.
+    ``pos_sigma = sqrt(largest eigenvalue of P[:2, :2])``; ``confidence = 1 - prod_k (1 -
+    w_k)`` over the kinds that updated the track."""
     bF = borrow(o_f)
     bI = borrow(o_id)
     bU = borrow(o_fl)
+    b_hits = borrow(o_hits)
     b_sens = borrow(o_sens)
+    x = borrow(x)
+    P = borrow(P)
+    class_p = borrow(class_p)
+    sensors = borrow(sensors)
+    XP = borrow(XP)
+    PP = borrow(PP)
+    pv = borrow(pv)
     px_o = np.empty(4)
     pP_o = np.empty((4, 4))
-    px = borrow(px_o)
-    pP = borrow(pP_o)
-    r = 0
+    r = r0
     for i in range(hw):
         if status[i] == FREE:
             continue
-        q = 0.0
         for k in range(class_p.shape[1]):
-            q += class_p[i, k] * cpar[k, C_Q]
             bF[r, S_CP + k] = class_p[i, k]
-        _predict_one(x[i], P[i], now - t[i], q, px, pP)
+        if pv[i]:
+            px = XP[i]
+            pP = PP[i]
+        else:
+            q = 0.0
+            for k in range(class_p.shape[1]):
+                q += class_p[i, k] * cpar[k, C_Q]
+            px = borrow(px_o)
+            pP = borrow(pP_o)
+            _predict_one(x[i], P[i], now - t[i], q, px, pP)
         for u in range(4):
             bF[r, S_X + u] = px[u]
             for v in range(4):
@@ -700,24 +732,37 @@ def _finish(
         bU[r, 2] = kinds[i]
         for w in range(sensors.shape[1]):
             b_sens[r, w] = sensors[i, w]
-        o_hits[r] = hits[i]
+        b_hits[r] = hits[i]
         r += 1
     keep(px_o)
     keep(pP_o)
-    _free_dead(status, tid, merged_into, free, ctr)
-    return (n_merged, n_expired, o_f, o_id, o_fl, o_hits, o_sens)
+
+
+@inline_kernel
+def _grown(a: Any, n: int, cap: int) -> Any:
+    """A new array of ``cap`` rows (trailing shape and dtype of ``a``) whose first ``n`` rows
+    are ``a``'s."""
+    out = np.empty((cap,) + a.shape[1:], dtype=a.dtype)  # noqa: RUF005 (Numba)
+    out[:n] = a[:n]
+    return out
 
 
 @kernel
 def _step_kernel(
     meas: Rec,
+    offs: I8,
+    nows: F8,
     oosm: bool,
-    thr: float,
-    n_kinds: int,
-    now: float,
+    front: float,
+    settled: float,
+    replay: bool,
     finish: bool,
     emit: bool,
-    take: bool,
+    ckpt: bool,
+    h: float,
+    cks: float,
+    last_ck: float,
+    n_kinds: int,
     rec: Rec,
     ck: I8,
     x: F8,
@@ -747,86 +792,190 @@ def _step_kernel(
     prior: F8,
     C_fibre: F8,
 ) -> tuple[Any, ...]:
-    """The tracker's one compiled entry point: rows, then end of step, then checkpoint.
+    """The tracker's one compiled entry point: steps ``k`` at ``nows[k]`` with rows
+    ``meas[offs[k]:offs[k + 1]]``, each rows, then end of step, then checkpoint.
 
-    In order: the frames of ``meas`` through :func:`_run` (``oosm`` as there) with their
-    association records into ``rec`` (:func:`_records`); if ``finish``, :func:`_finish` at
-    ``now`` (snapshot if ``emit``); if ``take``, :func:`fusion.state._pack` of the table
-    into ``ck`` (a new buffer if ``ck`` is too small). A live in-order step is one call
-    (one dispatch instead of six, each unboxing its ~20-30 arrays again, and no Python
-    between them); the general path (late rows, replays) calls it for rows only or for the
-    end of step only. Every path runs this same compiled code, so a replayed step computes
-    bit for bit what the live step did (separately compiled copies of :func:`_run` and
-    :func:`_finish` differed in the last bit: fast-math).
+    Per step, in order: the frames of its rows through :func:`_run` (``oosm`` as there)
+    with their association records into ``rec`` (same rows as ``meas``; :func:`_records`);
+    if ``finish``, :func:`_finish` at ``nows[k]`` and (``emit``) the snapshot
+    (:func:`_snap_rows`) and freeing of DEAD slots; if ``ckpt``, the checkpoint
+    (:func:`fusion.state._pack`) when due (``nows[k] - last >= cks``, ``last`` the previous
+    due step time, starting at ``last_ck``). A live step is one call with one step; the
+    general path (late rows, replays) calls it for rows only or for the end of step only;
+    :meth:`Tracker.run` passes many steps. Every path runs this same compiled code, so a
+    replayed or batched step computes bit for bit what the live step did (separately
+    compiled copies of :func:`_run` and :func:`_finish` differed in the last bit:
+    fast-math).
 
-    Returns ``(code, tmax, n_greedy, n_invalid, n_merged, n_expired, ended, checkpoint,
-    *snapshot)`` (snapshot blocks as :func:`_finish`; ``ended``: the ids it reports DEAD;
-    ``checkpoint``: the buffer packed, ``ck`` itself when it was large enough).
-    ``code != 0``: nothing was changed: 1 some row is not newer than ``thr`` (late) or has
-    a NaN time, or its kind is unknown; 2 rows not sorted by ``(t, sensor)``; 3 a sensor
-    index beyond the per-sensor tables; 4 fewer free slots than rows.
+    Steps run while they are in-order live steps: rows newer than ``thr = max(frontier,
+    settled) if replay else frontier`` (for steps after the first, ``settled`` is bounded
+    by the largest earlier step time: checked before anything runs), known kinds, sorted
+    by ``(t, sensor)``, known sensors, non-decreasing step times, and (checked as each
+    step starts) at least as many free slots as rows. Checkpoints that the end of this
+    call's steps would prune (``Tracker._prune``: all but the newest due one at or before
+    ``max step time - h``, and those after it) are not taken.
+
+    Returns ``(code, done, j, last, info, ended, ckbuf, *snapshot)``: ``done`` steps ran
+    (the first ``done`` rows of ``info``, columns ``I_*`` and ``F_*``); ``j`` the
+    step of the oldest checkpoint kept by that rule (-1: none is at or before ``max step
+    time - h``); ``last`` the last due step time; ``ended`` the ids each step reported DEAD
+    and ``snapshot`` the blocks of :func:`_snap_alloc`, concatenated over steps;
+    ``ckbuf`` the checkpoints (``ck`` itself when large enough). ``code`` why step
+    ``done`` did not run (0: all ran): 1 a row not newer than ``thr`` (late), a NaN time or
+    an unknown kind, or a step time earlier than the previous; 2 rows not sorted; 3 a
+    sensor index beyond the per-sensor tables; 4 fewer free slots than rows.
     """
-    n = meas.shape[0]
-    tmax = -math.inf
-    fb = np.empty(n + 1, dtype=np.int64)
-    nf = 0
+    S = nows.shape[0]
+    W = sensors.shape[1]
+    # steps that can run, from what is known before running them
     code = 0
-    if n:
-        kmax, tmin, tmax = _scan_rows(meas)
-        if kmax >= n_kinds or not tmin > thr:
-            code = 1
+    lim = S
+    fr = front
+    hi = settled
+    nmax = 0
+    ff = np.zeros((S, _N_INFO))
+    # frame starts of step k: fb[a + k : a + k + nfr[k] + 1] (a = offs[k]), found here once
+    fb = np.empty(meas.shape[0] + S, dtype=np.int64)
+    nfr = np.zeros(S, dtype=np.int64)
+    for k in range(S):
+        a = offs[k]
+        b = offs[k + 1]
+        c = 0
+        if k and nows[k] < nows[k - 1]:
+            c = 1
+        elif b > a:
+            kmax, tmin, tmax = _scan_rows(meas[a:b])
+            thr = max(fr, hi) if replay else fr
+            if kmax >= n_kinds or not tmin > thr:
+                c = 1
+            else:
+                nf, smax = _frames(meas[a:b]["t"], meas[a:b]["sensor"], fb[a + k : b + k + 1])
+                nfr[k] = nf
+                ff[k, F_TMAX] = tmax
+                if nf < 0:
+                    c = 2
+                elif smax >= spd.shape[0]:
+                    c = 3
+                else:
+                    fr = max(fr, tmax)
+                    nmax = max(nmax, b - a)
+        if c:
+            code = c
+            lim = k
+            break
+        hi = max(hi, nows[k])
+    # checkpoints the end would keep: due steps from the newest due one <= tmax - h
+    j = -1
+    n_due = 0  # due checkpoints from step j on (what the buffer is sized for)
+    if ckpt and lim:
+        last = last_ck
+        t_cut = nows[lim - 1] - h
+        for k in range(lim):
+            if nows[k] - last >= cks:
+                last = nows[k]
+                n_due += 1
+                if nows[k] <= t_cut:
+                    j = k
+                    n_due = 1
+    o_f, o_id, o_fl, o_hits, o_sens = _snap_alloc(0, W)
+    ended = np.empty(0, dtype=np.int64)
+    cap = x.shape[0]  # workspace for _run, _finish, _snap_rows (the table cannot grow here)
+    XP_o = np.empty((cap, 4))
+    PP_o = np.empty((cap, 4, 4))
+    live = np.empty(cap, dtype=np.int64)
+    pv = np.zeros(cap, dtype=np.uint8)
+    rec_tid = np.empty(nmax, dtype=np.int64)
+    rec_act = np.empty(nmax, dtype=np.uint8)
+    rec_d2 = np.empty(nmax)
+    fr = front
+    st = settled
+    last = last_ck
+    r0 = 0  # snapshot rows written
+    e0 = 0  # ended ids written
+    c0 = 0  # checkpoint words written
+    done = 0
+    for k in range(lim):
+        a = offs[k]
+        b = offs[k + 1]
+        n = b - a
+        if n and ctr[C_NFREE] < n:
+            code = 4
+            break
+        now = nows[k]
+        if n:
+            m = meas[a:b]
+            ff[k, I_GREEDY] = _run(
+                m, fb[a + k : b + k + 1], nfr[k], x, P, t, t_upd, t_birth, tid, status,
+                was_conf, hist, hits, miss, class_p, kinds, sensors, last_sensor, free, ctr, g,
+                kpar, cpar, spd, slam, C, prior, rec_tid, rec_act, rec_d2, oosm, XP_o, PP_o,
+                live,
+            )  # fmt: skip
+            ff[k, I_INVALID] = _records(m, rec_tid, rec_act, rec_d2, rec[a:b])
+            fr = max(fr, ff[k, F_TMAX])
         else:
-            nf, smax = _frames(meas["t"], meas["sensor"], fb)
-            if nf < 0:
-                code = 2
-            elif smax >= spd.shape[0]:
-                code = 3
-            elif ctr[C_NFREE] < n:
-                code = 4
-    if code:
-        empty = _snap_alloc(0, sensors.shape[1])
-        return (code, tmax, 0, 0, 0, 0, empty[1][:, 0].copy(), ck) + empty  # noqa: RUF005 (Numba: no tuple unpacking)
-    n_greedy = 0
-    n_invalid = 0
-    if n:
-        rec_tid = np.empty(n, dtype=np.int64)
-        rec_act = np.empty(n, dtype=np.uint8)
-        rec_d2 = np.empty(n)
-        n_greedy = _run(
-            meas, fb, nf, x, P, t, t_upd, t_birth, tid, status, was_conf, hist, hits, miss,
-            class_p, kinds, sensors, last_sensor, free, ctr, g, kpar, cpar, spd, slam, C, prior,
-            rec_tid, rec_act, rec_d2, oosm,
-        )  # fmt: skip
-        n_invalid = _records(meas, rec_tid, rec_act, rec_d2, rec)
-    if finish:
-        res = _finish(
-            x, P, t, t_upd, t_birth, tid, status, was_conf, hist, hits, miss, class_p, kinds,
-            sensors, last_sensor, merged_into, free, ctr, now, emit, g, kpar, cpar, prior,
-            C_fibre,
-        )  # fmt: skip
-    else:
-        res = (0, 0) + _snap_alloc(0, sensors.shape[1])  # noqa: RUF005
-    ids = res[3]
-    flags = res[4]
-    n_dead = 0
-    for r in range(flags.shape[0]):
-        if flags[r, 0] == DEAD:
-            n_dead += 1
-    ended = np.empty(n_dead, dtype=np.int64)
-    n_dead = 0
-    for r in range(flags.shape[0]):
-        if flags[r, 0] == DEAD:
-            ended[n_dead] = ids[r, 0]
-            n_dead += 1
-    if take:
-        need = packed_words(ctr[C_HW], free.shape[0])
-        if ck.shape[0] < need:
-            ck = np.empty(need, dtype=np.int64)
-        _pack(
-            ctr[C_HW], x, P, t, t_upd, t_birth, tid, status, was_conf, hist, hits, miss,
-            class_p, kinds, sensors, last_sensor, merged_into, free, ctr, ck,
-        )  # fmt: skip
-    return (code, tmax, n_greedy, n_invalid, res[0], res[1], ended, ck) + res[2:]  # noqa: RUF005
+            ff[k, F_TMAX] = -math.inf
+        if finish:
+            n_merged, n_expired, nrow = _finish(
+                x, P, t, t_upd, tid, status, was_conf, hist, hits, miss, class_p, kinds,
+                sensors, last_sensor, merged_into, ctr, now, g, kpar, cpar, prior, C_fibre,
+                XP_o, PP_o, pv,
+            )  # fmt: skip
+            ff[k, I_MERGED] = n_merged
+            ff[k, I_EXPIRED] = n_expired
+            if n_merged or n_expired:
+                st = now
+            if emit:
+                if r0 == 0 and nrow:  # one step: exact; many: room for the rest
+                    o_f, o_id, o_fl, o_hits, o_sens = _snap_alloc(nrow * (lim - k), W)
+                elif r0 + nrow > o_f.shape[0]:
+                    cap = max(2 * o_f.shape[0], r0 + nrow * (lim - k))
+                    o_f = _grown(o_f, r0, cap)
+                    o_id = _grown(o_id, r0, cap)
+                    o_fl = _grown(o_fl, r0, cap)
+                    o_hits = _grown(o_hits, r0, cap)
+                    o_sens = _grown(o_sens, r0, cap)
+                _snap_rows(
+                    x, P, t, t_upd, t_birth, tid, status, was_conf, hits, class_p, kinds,
+                    sensors, merged_into, ctr[C_HW], now, kpar, cpar, XP_o, PP_o, pv, o_f, o_id,
+                    o_fl, o_hits, o_sens, r0,
+                )  # fmt: skip
+                nd = 0
+                for r in range(r0, r0 + nrow):
+                    if o_fl[r, 0] == DEAD:
+                        nd += 1
+                if e0 + nd > ended.shape[0]:
+                    ended = _grown(ended, e0, max(2 * e0, e0 + nd * (lim - k)))
+                for r in range(r0, r0 + nrow):
+                    if o_fl[r, 0] == DEAD:
+                        ended[e0] = o_id[r, 0]
+                        e0 += 1
+                r0 += nrow
+                _free_dead(status, tid, merged_into, free, ctr)
+        ff[k, I_SNAP] = r0
+        ff[k, I_ENDED] = e0
+        ff[k, I_CKLO] = c0
+        if ckpt and now - last >= cks:
+            last = now
+            if k >= j:
+                need = packed_words(ctr[C_HW], free.shape[0])
+                if c0 + need > ck.shape[0]:  # room for the rest at this size + 1/4, or 2x
+                    cap = c0 + need + (need * (n_due - 1) * 5) // 4
+                    ck = _grown(ck, c0, cap if c0 == 0 else max(cap, 2 * ck.shape[0]))
+                n_due -= 1
+                _pack(
+                    ctr[C_HW], x, P, t, t_upd, t_birth, tid, status, was_conf, hist, hits,
+                    miss, class_p, kinds, sensors, last_sensor, merged_into, free, ctr,
+                    ck[c0 : c0 + need],
+                )  # fmt: skip
+                c0 += need
+        ff[k, I_CKHI] = c0
+        ff[k, F_FRONT] = fr
+        ff[k, F_SETTLED] = st
+        done = k + 1
+    return (
+        code, done, j, last, ff, ended[:e0], ck, o_f[:r0], o_id[:r0], o_fl[:r0],
+        o_hits[:r0], o_sens[:r0],
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -917,6 +1066,53 @@ class StepResult:
 
 
 @dataclass
+class _Run:
+    """Steps ``k0, k0 + 1, ...`` that :meth:`Tracker.run` ran in one kernel call: their row
+    offsets (from 0), records, per-step outputs (``I_*``, ``F_*``) and snapshot blocks."""
+
+    k0: int
+    offs: I8
+    rec: np.ndarray
+    info: F8
+    blocks: tuple[Any, ...]
+
+    def result(self, k: int, t: float) -> StepResult:
+        """Step ``k0 + k``'s :class:`StepResult` (its columns are views of the blocks)."""
+        lo = int(self.info[k - 1, I_SNAP]) if k else 0
+        hi = int(self.info[k, I_SNAP])
+        snap = Snapshot._blocks(t, *(b[lo:hi] for b in self.blocks))
+        rec = self.rec[int(self.offs[k]) : int(self.offs[k + 1])]
+        return StepResult(snap, rec, 0, 0, int(self.info[k, I_INVALID]), 0)
+
+
+@dataclass
+class BatchResult:
+    """What :meth:`Tracker.run` returns: per step, the :class:`StepResult` that
+    :meth:`Tracker.step` would have returned (built when asked for)."""
+
+    times: F8
+    parts: list[_Run | StepResult]
+
+    def __len__(self) -> int:
+        """Number of steps."""
+        return len(self.times)
+
+    def __getitem__(self, k: int) -> StepResult:
+        """Step ``k``'s result."""
+        if not 0 <= k < len(self.times):
+            raise IndexError(k)
+        first = 0
+        for p in self.parts:
+            n = len(p.info) if isinstance(p, _Run) else 1
+            if k < first + n:
+                if isinstance(p, _Run):
+                    return p.result(k - first, float(self.times[k]))
+                return p
+            first += n
+        raise IndexError(k)  # pragma: no cover (parts cover every step)
+
+
+@dataclass
 class _Checkpoint:
     step_t: float  # step time this checkpoint was taken at
     frontier: float  # newest measurement time processed (all rows <= frontier are in)
@@ -977,6 +1173,8 @@ class Tracker:
         # _step_kernel's array arguments (see _kernel_args; not state: never snapshotted)
         self._kargs: tuple[np.ndarray, ...] = ()
         self._kargs_tb: TrackTable | None = None
+        # the live step's offsets and step time, as _step_kernel's arrays (not state)
+        self._one: tuple[I8, F8] = (np.zeros(2, dtype=np.int64), np.zeros(1))
         self._pruned_t = math.inf  # step time of the last full prune
 
     # ------------------------------------------------------------------ public
@@ -1074,45 +1272,153 @@ class Tracker:
     # ----------------------------------------------------------------- internals
     def _step_fast(self, t: float, meas: MeasArray) -> StepResult | None:
         """The common step (every row newer than what was processed, sorted, known sensors)
-        in one kernel call (:func:`_step_kernel`); ``None`` (nothing changed) otherwise. Same
-        kernels in the same order as the general path, so the same state and output."""
+        in one kernel call (:meth:`_advance`); ``None`` (nothing changed) otherwise. Same
+        kernel, same order of work as the general path, so the same state and output."""
         n = len(meas)
-        replay = self.config.horizon_s > 0
-        thr = max(self.frontier, self._settled_t) if replay else self.frontier
-        take = self._checkpoint_due(t)
-        ck = self._spare[-1] if take and self._spare else _NO_I8
+        offs, nows = self._one
+        offs[1] = n
+        nows[0] = t
         rec = np.empty(n, dtype=REC_DTYPE)
-        r = _step_kernel(
-            meas, False, thr, _N_KINDS, t, True, True, take, rec, ck, *self._kernel_args()
-        )
+        last = self._ckpts[-1].step_t if self._ckpts else -math.inf
+        r = self._advance(meas, offs, nows, rec, last)
         if r[0] == 4:  # not enough free slots: grow the table, then the same call
             self.table.reserve(n)
-            r = _step_kernel(
-                meas, False, thr, _N_KINDS, t, True, True, take, rec, ck, *self._kernel_args()
-            )
-        if r[0]:
+            r = self._advance(meas, offs, nows, rec, last)
+        if not r[1]:
             return None
-        _, tmax, n_greedy, n_invalid, n_merged, n_expired, ended, packed, *blocks = r
+        return StepResult(Snapshot._blocks(t, *r[7:]), rec, 0, 0, int(r[4][0, I_INVALID]), 0)
+
+    def _advance(self, meas: MeasArray, offs: I8, nows: F8, rec: np.ndarray, last_ck: float) -> Any:
+        """Run in-order live steps ``nows[k]`` (rows ``meas[offs[k]:offs[k + 1]]``,
+        ``offs[0] == 0``) in one :func:`_step_kernel` call, as many as it takes, and do
+        their bookkeeping: counters, frontier, and (rewind horizon on) the replay log,
+        ended ids, step times and checkpoints that the end of these steps keeps, then the
+        prune. ``last_ck``: the last step time a checkpoint was due at. Returns the kernel's
+        tuple (``done = r[1]`` steps ran; ``r[0]`` why the next did not)."""
+        cfg = self.config
+        replay = cfg.horizon_s > 0
+        spare = self._spare
+        ck = spare[-1] if replay and spare else _NO_I8
+        r = _step_kernel(
+            meas, offs, nows, False, self.frontier, self._settled_t, replay, True, True,
+            replay, cfg.horizon_s, cfg.checkpoint_s, last_ck, _N_KINDS, rec, ck,
+            *self._kernel_args(),
+        )  # fmt: skip
+        d = r[1]
+        if not d:
+            return r
+        j = r[2]
+        ff = r[4]
         c = self.counters
-        c.steps += 1
-        c.rows += n
-        c.greedy_clusters += n_greedy
-        c.merges += n_merged
-        self._n_invalid = n_invalid
-        if n:
-            self.frontier = max(self.frontier, tmax)
-            if replay:
-                self._log.append(meas.tobytes())
+        c.steps += d
+        c.rows += int(offs[d])
+        if d == 1:
+            greedy, _, merges, _, _, _, _, hi, tmax, front, settled = ff[0].tolist()
+        else:
+            greedy, _, merges = ff[:d, :3].sum(axis=0).tolist()
+            hi, tmax, front, settled = ff[d - 1, I_CKHI:].tolist()
+        c.greedy_clusters += int(greedy)
+        c.merges += int(merges)
+        self.frontier = front
+        self._settled_t = settled
+        if not replay:
+            return r
+        # what a step-by-step run would still hold after its prune at the last step: the
+        # oldest kept checkpoint is step j's (or an earlier call's, j = -1), so the log,
+        # ended ids and step times from step j + 1 on
+        s0 = j + 1
+        ended = r[5]
+        ckbuf = r[6]
+        if d == 1 and s0 == 0:  # the live step
+            t = float(nows[0])
+            n = int(offs[1])
+            if n:
+                self._log.append((meas if len(meas) == n else meas[:n]).tobytes())
                 self._log_tmax.append(tmax)
-                self._own.append((rec["mid"], rec["track_id"]))
-        if n_merged or n_expired:
-            self._settled_t = t
-        snap = Snapshot._blocks(t, *blocks)
-        if replay and len(ended):
-            self._ended.append((t, ended))
-        self._step_times.append(t)
-        self._checkpoint(t, packed if take else None)
-        return StepResult(snap, rec, 0, 0, n_invalid, 0)
+                rn = rec if len(rec) == n else rec[:n]
+                self._own.append((rn["mid"], rn["track_id"]))
+            if len(ended):
+                self._ended.append((t, ended))
+            self._step_times.append(t)
+            if hi:  # lo == 0: the whole buffer (its header says how much of it is the table)
+                self._ckpts.append(_Checkpoint(t, front, ckbuf, settled))
+        elif s0 < d:
+            a = int(offs[s0])
+            b = int(offs[d])
+            if b > a:
+                self._log.append(meas[a:b].tobytes())
+                self._log_tmax.append(float(ff[s0:d, F_TMAX].max()))
+                rn = rec[a:b]
+                self._own.append((rn["mid"], rn["track_id"]))
+            if len(ended):
+                e = ff[:d, I_ENDED].astype(np.int64).tolist()
+                prev = e[s0 - 1] if s0 else 0
+                for k in range(s0, d):
+                    if e[k] > prev:
+                        self._ended.append((float(nows[k]), ended[prev : e[k]]))
+                        prev = e[k]
+            self._step_times.extend(nows[s0:d].tolist())
+        if hi and d > 1:
+            fl = ff[:d, I_CKLO:].tolist()
+            tl = nows[:d].tolist()
+            for k in range(max(j, 0), d):
+                lo, hi, _, fk, sk = fl[k]
+                if hi > lo:
+                    self._ckpts.append(_Checkpoint(tl[k], fk, ckbuf[int(lo) : int(hi)], sk))
+        if hi and spare and ckbuf is spare[-1]:
+            spare.pop()
+        self._prune(float(nows[d - 1]))
+        return r
+
+    def run(self, times: npt.ArrayLike, meas: MeasArray, offsets: npt.ArrayLike) -> BatchResult:
+        """Steps at ``times[k]`` with the rows ``meas[offsets[k]:offsets[k + 1]]`` (a
+        recorded file, a replay, a benchmark): the same state, snapshots and records, bit for
+        bit, as ``step(times[k], rows)`` for each ``k`` in turn, with runs of in-order live
+        steps in one compiled call (:meth:`_advance`; no Python per step) and any other step
+        (late rows, unsorted rows, a new sensor) through :meth:`step`."""
+        tt = np.ascontiguousarray(times, dtype=np.float64).reshape(-1)
+        offs = np.ascontiguousarray(offsets, dtype=np.int64).reshape(-1)
+        S = len(tt)
+        if meas.dtype != MEAS_DTYPE:
+            msg = f"measurements must have MEAS_DTYPE, got {meas.dtype}"
+            raise TypeError(msg)
+        if (
+            len(offs) != S + 1
+            or offs[0] != 0
+            or offs[-1] != len(meas)
+            or bool((np.diff(offs) < 0).any())
+        ):
+            msg = "offsets must rise from 0 to len(meas), one more than the steps"
+            raise ValueError(msg)
+        if not bool(np.isfinite(tt).all()):
+            msg = "step times must be finite"
+            raise ValueError(msg)
+        meas = np.ascontiguousarray(meas)
+        if not meas.flags.writeable:
+            meas = _copy_meas(meas)
+        rec = np.empty(len(meas), dtype=REC_DTYPE)
+        parts: list[_Run | StepResult] = []
+        last = self._ckpts[-1].step_t if self._ckpts else -math.inf
+        k = 0
+        while k < S:
+            a = int(offs[k])
+            sub = offs[k:] - a
+            r = self._advance(meas[a:], sub, tt[k:], rec[a:], last)
+            d = r[1]
+            if d:
+                b = int(offs[k + d])
+                parts.append(_Run(k, sub[: d + 1], rec[a:b], r[4][:d], r[7:]))
+                last = r[3]
+                k += d
+            if k == S:
+                break
+            if r[0] == 4:
+                self.table.reserve(int(offs[k + 1] - offs[k]))
+                continue
+            parts.append(self.step(float(tt[k]), meas[int(offs[k]) : int(offs[k + 1])]))
+            last = self._ckpts[-1].step_t if self._ckpts else -math.inf
+            k += 1
+        return BatchResult(tt, parts)
 
     def _process(self, meas: MeasArray, *, oosm: bool = False) -> np.ndarray:
         """Run the frame kernel on ``meas`` (any order); return its association records.
@@ -1122,10 +1428,11 @@ class Tracker:
         if n == 0:
             return rec
         srt = meas
+        offs = np.array((0, n), dtype=np.int64)
         while True:
             r = _step_kernel(
-                srt, oosm, -math.inf, _N_KINDS, math.nan, False, False, False, rec, _NO_I8,
-                *self._kernel_args(),
+                srt, offs, _NAN1, oosm, -math.inf, -math.inf, False, False, False, False, 0.0,
+                math.inf, -math.inf, _N_KINDS, rec, _NO_I8, *self._kernel_args(),
             )  # fmt: skip
             code = r[0]
             if code == 0:
@@ -1139,22 +1446,24 @@ class Tracker:
             else:  # step() drops NaN times and refuses unknown kinds before this
                 msg = f"rows the tracker cannot process (code {code})"
                 raise RuntimeError(msg)
-        self.counters.greedy_clusters += r[2]
+        greedy, invalid = r[4][0, :2].tolist()
+        self.counters.greedy_clusters += int(greedy)
         self.frontier = max(self.frontier, float(srt["t"][n - 1]))
-        self._n_invalid += r[3]
+        self._n_invalid += int(invalid)
         return rec
 
     def _end_step(self, t: float, *, emit: bool) -> Snapshot | None:
         r = _step_kernel(
-            _NO_MEAS, False, -math.inf, _N_KINDS, t, True, emit, False, _NO_REC, _NO_I8,
-            *self._kernel_args(),
+            _NO_MEAS, _OFFS0, np.array((t,)), False, -math.inf, -math.inf, False, True, emit,
+            False, 0.0, math.inf, -math.inf, _N_KINDS, _NO_REC, _NO_I8, *self._kernel_args(),
         )  # fmt: skip
-        self.counters.merges += r[4]
-        if r[4] or r[5]:
+        merged, expired = r[4][0, I_MERGED : I_EXPIRED + 1].tolist()
+        self.counters.merges += int(merged)
+        if merged or expired:
             self._settled_t = t  # rows older than this would have changed these decisions
         if not emit:
             return None
-        return Snapshot._blocks(t, *r[8:])
+        return Snapshot._blocks(t, *r[7:])
 
     def _kernel_args(self) -> tuple[np.ndarray, ...]:
         """The table's columns and the packed parameters, in :func:`_step_kernel`'s order;
@@ -1192,18 +1501,13 @@ class Tracker:
             not self._ckpts or t - self._ckpts[-1].step_t >= self.config.checkpoint_s
         )
 
-    def _checkpoint(self, t: float, packed: I8 | None = None) -> None:
-        """Take the checkpoint due after the step at ``t`` and prune. ``packed``: the table
-        already packed by :func:`_step_kernel` (into the newest spare buffer, or a new one)."""
+    def _checkpoint(self, t: float) -> None:
+        """Take the checkpoint due after the general path's step at ``t`` and prune."""
         if self.config.horizon_s <= 0:
             return
-        spare = self._spare
-        if packed is not None:
-            if spare and packed is spare[-1]:
-                spare.pop()
-        elif self._checkpoint_due(t):
+        if self._checkpoint_due(t):
+            spare = self._spare
             packed = self.table.pack(spare.pop() if spare else None)
-        if packed is not None:
             self._ckpts.append(_Checkpoint(t, self.frontier, packed, self._settled_t))
         self._prune(t)
 
@@ -1440,6 +1744,8 @@ class Tracker:
 _NO_I8: I8 = np.empty(0, dtype=np.int64)
 _NO_MEAS: MeasArray = np.empty(0, dtype=MEAS_DTYPE)
 _NO_REC: np.ndarray = np.empty(0, dtype=REC_DTYPE)
+_OFFS0: I8 = np.zeros(2, dtype=np.int64)  # one step without rows
+_NAN1: F8 = np.full(1, np.nan)  # the step time of a rows-only call (unused)
 _N_KINDS = len(Kind)
 
 

@@ -65,6 +65,7 @@ _CONFIG: Final[dict[str, frozenset[str]]] = {
             "_C_fibre",
             "_kargs",
             "_kargs_tb",
+            "_one",
         }
     ),
     "reporter": frozenset({"site", "include_tentative"}),

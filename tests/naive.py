@@ -238,3 +238,43 @@ def compact_copy(cols: dict[str, Any], hw: int) -> dict[str, Any]:
     """A track table's checkpoint by numpy slices: rows ``< hw`` of each per-slot column, the
     whole free stack and the counters (``free``, ``ctr``) (twin of pack + unpacked)."""
     return {n: a.copy() if n in ("free", "ctr") else a[:hw].copy() for n, a in cols.items()}
+
+
+def snapshot_rows(
+    cols: dict[str, Any], hw: int, now: float, cq: F8, w: F8, XP: F8, PP: F8, pv: Any
+) -> list[dict[str, Any]]:
+    """One dict per non-free slot below ``hw``, in slot order: state and covariance
+    predicted to ``now`` (``q = sum_k p_k cq_k``; taken from ``XP``/``PP`` where ``pv``),
+    position sigma (sqrt of the largest eigenvalue of the position block), class posterior,
+    confidence ``1 - prod (1 - w_k)`` over the kinds bits, and the copied columns."""
+    out = []
+    for i in range(hw):
+        if cols["status"][i] == 0:  # FREE
+            continue
+        if pv[i]:
+            xo, Po = XP[i].copy(), PP[i].copy()
+        else:
+            q = float(np.dot(cols["class_p"][i], cq))
+            xo, Po = predict(cols["x"][i], cols["P"][i], now - cols["t"][i], q)
+        ok = bool(np.all(np.isfinite(Po[:2, :2])))
+        sig = math.sqrt(max(float(np.max(np.linalg.eigvalsh(Po[:2, :2]))), 0.0)) if ok else np.nan
+        pm = 1.0
+        for k in range(len(w)):
+            if (int(cols["kinds"][i]) >> k) & 1:
+                pm *= 1.0 - w[k]
+        out.append(
+            {
+                "x": xo,
+                "P": Po,
+                "sig": sig,
+                "class_p": cols["class_p"][i].copy(),
+                "conf": 1.0 - pm,
+                "t_upd": cols["t_upd"][i],
+                "t_birth": cols["t_birth"][i],
+                "ids": (cols["tid"][i], cols["merged_into"][i]),
+                "flags": (cols["status"][i], cols["was_conf"][i], cols["kinds"][i]),
+                "hits": cols["hits"][i],
+                "sensors": cols["sensors"][i].copy(),
+            }
+        )
+    return out

@@ -67,3 +67,8 @@ def test_bench_runner_prints_one_json_line(
     assert res["limes"]["det_per_s"] >= res["limes"]["first_pass_det_per_s"]
     # after the first scans the tracker follows the 10 targets: far below all-missed
     assert res["limes"]["gospa"] < 0.5 * 50 * 10 + 50 * 20
+    # batch mode (one Tracker.run) scored the same confirmed tracks on every scan
+    assert res["same_tracks"] is True
+    assert res["limes_batch"]["passes"] == 3
+    assert res["limes_batch"]["gospa"] == res["limes"]["gospa"]
+    assert res["limes_batch"]["det_per_s"] >= res["limes_batch"]["first_pass_det_per_s"] > 0

@@ -437,3 +437,70 @@ def test_assign_is_optimal_on_large_clusters(seed: int) -> None:
             assert m_to_t[b] == a
             total += float(M[a, b])
     assert total == pytest.approx(best, abs=1e-9)
+
+
+def test_snapshot_rows_match_twin() -> None:
+    """``_snap_rows`` (the snapshot of a step, written at a row offset into the blocks) against
+    the twin: every non-free slot below ``hw`` in slot order, predicted to ``now`` (or taken
+    from the merger's predictions where flagged), sigma, confidence and copied columns."""
+    from fusion.config import C_Q, K_WEIGHT
+    from fusion.tracker import S_CONF, S_CP, S_NF, S_P, S_SIG, S_TB, S_TU, S_X, _snap_rows
+
+    rng = np.random.default_rng(5)
+    cfg = TrackerConfig()
+    _, kpar, cpar, _ = cfg.pack()
+    for cap, hw in ((64, 40), (64, 0), (128, 128)):
+        tb = TrackTable(cap)
+        tb.x[:] = rng.normal(0, 100, tb.x.shape)
+        A = rng.normal(0, 3, (cap, 4, 4))
+        tb.P[:] = A @ A.transpose(0, 2, 1) + 0.1 * np.eye(4)
+        tb.t[:] = 1000.0 - rng.uniform(0, 5, cap)
+        tb.t[::7] = 1000.0  # dt = 0
+        tb.t_upd[:] = tb.t
+        tb.t_birth[:] = tb.t - 10
+        tb.tid[:] = rng.permutation(cap)
+        tb.status[:] = rng.integers(0, 4, cap)
+        tb.was_conf[:] = rng.integers(0, 2, cap)
+        tb.hits[:] = rng.integers(0, 50, cap)
+        p = rng.uniform(0.01, 1, tb.class_p.shape)
+        tb.class_p[:] = p / p.sum(axis=1, keepdims=True)
+        tb.kinds[:] = rng.integers(0, 16, cap)
+        tb.sensors[:] = rng.integers(0, 2**62, tb.sensors.shape, dtype=np.uint64)
+        tb.merged_into[:] = rng.integers(-1, cap, cap)
+        tb.x[3, 0] = np.nan  # a NaN state propagates, never raises
+        XP = rng.normal(0, 100, (cap, 4))
+        B = rng.normal(0, 10, (cap, 4, 4))
+        PP = B @ B.transpose(0, 2, 1)
+        pv = (rng.random(cap) < 0.3).astype(np.uint8)
+        n = int(np.count_nonzero(tb.status[:hw] != 0))
+        r0 = 3
+        out = (
+            np.full((n + r0, S_NF), -7.0),
+            np.full((n + r0, 2), -7, dtype=np.int64),
+            np.full((n + r0, 3), 7, dtype=np.uint8),
+            np.full(n + r0, -7, dtype=np.int32),
+            np.zeros((n + r0, tb.sensors.shape[1]), dtype=np.uint64),
+        )
+        _snap_rows(
+            tb.x, tb.P, tb.t, tb.t_upd, tb.t_birth, tb.tid, tb.status, tb.was_conf, tb.hits,
+            tb.class_p, tb.kinds, tb.sensors, tb.merged_into, hw, 1000.0, kpar, cpar, XP, PP,
+            pv, *out, r0,
+        )  # fmt: skip
+        fl, ids, flags, hits, sens = out
+        assert np.all(fl[:r0] == -7.0)  # rows before the offset untouched
+        cols = {n: getattr(tb, n) for n in TrackTable.__slots__}
+        want = naive.snapshot_rows(cols, hw, 1000.0, cpar[:, C_Q], kpar[:, K_WEIGHT], XP, PP, pv)
+        assert len(want) == n
+        for r, w in enumerate(want, start=r0):
+            np.testing.assert_allclose(fl[r, S_X : S_X + 4], w["x"], rtol=1e-12, atol=1e-9)
+            np.testing.assert_allclose(
+                fl[r, S_P : S_P + 16].reshape(4, 4), w["P"], rtol=1e-12, atol=1e-9
+            )
+            np.testing.assert_allclose(fl[r, S_SIG], w["sig"], rtol=1e-9)
+            assert fl[r, S_CP:S_CONF].tolist() == w["class_p"].tolist()
+            assert fl[r, S_CONF] == pytest.approx(w["conf"], abs=1e-15)
+            assert (fl[r, S_TU], fl[r, S_TB]) == (w["t_upd"], w["t_birth"])
+            assert tuple(ids[r]) == w["ids"]
+            assert tuple(flags[r]) == w["flags"]
+            assert hits[r] == w["hits"]
+            assert sens[r].tolist() == w["sensors"].tolist()

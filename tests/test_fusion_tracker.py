@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from fusion import Tracker, TrackerConfig, build
-from fusion.measurements import Cls, Kind, MeasArray
+from fusion.measurements import MEAS_DTYPE, Cls, Kind, MeasArray
 from fusion.state import CONFIRMED, DEAD, TENTATIVE
 from fusion.tracker import ABSORBED, ASSIGNED, LATE, STARTED, StepResult
 
@@ -694,3 +694,133 @@ def test_one_call_fast_path_equals_the_general_path(
         ta, tb = ca.table(), cb.table()
         for name in ta.__slots__:
             assert getattr(ta, name).tobytes() == getattr(tb, name).tobytes()
+
+
+def _same_step(a: StepResult, b: StepResult) -> None:
+    for name in ("track_id", "status", "x", "y", "vx", "vy", "cov", "pos_sigma", "class_p",
+                 "confidence", "kinds", "sensors", "t_update", "t_birth", "hits",
+                 "merged_into", "was_confirmed"):  # fmt: skip
+        assert getattr(a.snapshot, name).tobytes() == getattr(b.snapshot, name).tobytes(), name
+    assert a.snapshot.t == b.snapshot.t
+    assert a.records.tobytes() == b.records.tobytes()
+    assert (a.replayed, a.late_dropped, a.invalid, a.oosm) == (
+        b.replayed,
+        b.late_dropped,
+        b.invalid,
+        b.oosm,
+    )
+
+
+def _same_tracker(a: Tracker, b: Tracker) -> None:
+    """Same table, counters, checkpoints and rewind state (log rows by content)."""
+    for name in a.table.__slots__:
+        assert getattr(a.table, name).tobytes() == getattr(b.table, name).tobytes(), name
+    assert a.counters == b.counters
+    assert (a.frontier, a._settled_t) == (b.frontier, b._settled_t)
+    assert [(c.step_t, c.frontier, c.settled) for c in a._ckpts] == [
+        (c.step_t, c.frontier, c.settled) for c in b._ckpts
+    ]
+    for ca, cb in zip(a._ckpts, b._ckpts, strict=True):
+        ta, tb = ca.table(), cb.table()
+        for name in ta.__slots__:
+            assert getattr(ta, name).tobytes() == getattr(tb, name).tobytes(), name
+    assert a._step_times == b._step_times
+    assert [t for t, _ in a._ended] == [t for t, _ in b._ended]
+    for (_, ea), (_, eb) in zip(a._ended, b._ended, strict=True):
+        assert ea.tobytes() == eb.tobytes()
+    # the log may be chunked differently (a run keeps one chunk per call): same rows and
+    # owners newer than the oldest checkpoint (what a rewind reads)
+    f = a._ckpts[0].frontier if a._ckpts else -np.inf
+
+    def rows(trk: Tracker) -> tuple[bytes, bytes]:
+        if not trk._log:
+            return b"", b""
+        log = np.concatenate([np.frombuffer(c, dtype=MEAS_DTYPE) for c in trk._log])
+        tid = np.concatenate([o[1] for o in trk._own])
+        keep = log["t"] > f
+        return log[keep].tobytes(), tid[keep].tobytes()
+
+    assert rows(a) == rows(b)
+
+
+def _batch(steps: list[MeasArray]) -> tuple[MeasArray, np.ndarray]:
+    offs = np.zeros(len(steps) + 1, dtype=np.int64)
+    offs[1:] = np.cumsum([len(m) for m in steps])
+    return np.concatenate(steps), offs
+
+
+@pytest.mark.parametrize("horizon", [300.0, 20.0, 0.0])
+def test_run_equals_step_by_step(horizon: float) -> None:
+    """``Tracker.run`` over a busy mixed-sensor scene (births, deaths, merges, the table
+    growing mid-run) gives bit for bit the step results and tracker state of calling
+    ``step`` per scan; with a 20 s horizon the run itself prunes (its early checkpoints are
+    never taken), and a late row afterwards rewinds into what it kept exactly as after the
+    step-by-step run."""
+    cfg = TrackerConfig(horizon_s=horizon)
+    steps = [_mixed_rows(k, np.random.default_rng(k)) for k in range(60)]
+    times = np.array([T0 + k + 0.9 for k in range(60)])
+    trk_s = Tracker(cfg, n_sensors=4)
+    by_step = [trk_s.step(float(t), m) for t, m in zip(times, steps, strict=True)]
+    trk_b = Tracker(cfg, n_sensors=4)
+    rows, offs = _batch(steps)
+    res = trk_b.run(times, rows, offs)
+    assert len(res) == len(steps)
+    assert trk_s.counters.merges > 0
+    assert len(res.parts) >= 2  # the table grew mid-run: the kernel stopped and went on
+    for k in range(len(steps)):
+        _same_step(by_step[k], res[k])
+    _same_tracker(trk_s, trk_b)
+    if horizon:
+        assert len(trk_b._ckpts) == min(len(steps) + 1, int(horizon) + 1)  # + the empty one
+    # late rows after the run: a rewind (5 s late) and an OOSM update (45 s late)
+    late = np.concatenate([
+        build.point([T0 + 55.5], [10.0], [20.0], [10.0], sensor=3, mid0=900_000),
+        build.point([T0 + 15.5], [-30.0], [40.0], [10.0], sensor=3, mid0=900_001),
+    ])  # fmt: skip
+    ra = trk_s.step(T0 + 60.9, late)
+    rb = trk_b.step(T0 + 60.9, late.copy())
+    _same_step(ra, rb)
+    _same_tracker(trk_s, trk_b)
+    if horizon:
+        assert ra.replayed > 0
+
+
+def test_run_hands_other_steps_to_step() -> None:
+    """Steps the one-call path declines (late rows, unsorted rows, a sensor beyond the
+    tables) go through ``step`` inside ``run``; the result is still that of step-by-step."""
+    steps = [_mixed_rows(k, np.random.default_rng(50 + k)) for k in range(30)]
+    steps[10] = np.concatenate([steps[10], build.point([T0 + 7.2], [0.0], [0.0], [10.0],
+                                                       sensor=3, mid0=800_000)])  # fmt: skip
+    steps[15] = steps[15][::-1].copy()
+    steps[20] = np.concatenate([steps[20], build.point([T0 + 20.95], [5.0], [5.0], [10.0],
+                                                       sensor=6, mid0=800_001)])  # fmt: skip
+    times = np.array([T0 + k + 0.9 for k in range(30)])
+    trk_s = Tracker(n_sensors=4)
+    by_step = [trk_s.step(float(t), m) for t, m in zip(times, steps, strict=True)]
+    trk_b = Tracker(n_sensors=4)
+    rows, offs = _batch(steps)
+    res = trk_b.run(times, rows, offs)
+    assert sum(isinstance(p, StepResult) for p in res.parts) >= 2
+    assert by_step[10].replayed > 0
+    for k in range(len(steps)):
+        _same_step(by_step[k], res[k])
+    _same_tracker(trk_s, trk_b)
+
+
+def test_run_validates_input() -> None:
+    trk = Tracker()
+    rows = build.point([T0, T0 + 1], [0.0, 1.0], [0.0, 1.0], [5.0, 5.0])
+    with pytest.raises(ValueError, match="offsets"):
+        trk.run([T0, T0 + 1], rows, [0, 1])
+    with pytest.raises(ValueError, match="offsets"):
+        trk.run([T0, T0 + 1], rows, [0, 2, 1])
+    with pytest.raises(ValueError, match="finite"):
+        trk.run([T0, np.nan], rows, [0, 1, 2])
+    with pytest.raises(TypeError):
+        trk.run([T0], np.zeros(2, dtype=[("t", "f8")]), [0, 2])
+    assert trk.counters.steps == 0
+    res = trk.run([T0, T0 + 1], rows, [0, 1, 2])
+    assert len(res) == 2
+    assert trk.counters.steps == 2
+    with pytest.raises(IndexError):
+        res[2]
