@@ -1,25 +1,28 @@
 """``limes bench tracker``: Limes fusion core (and optionally Stone Soup) on peer-scenario files.
 
     python -m benchmarks.tracker_bench --detections D --truth T [--peer stonesoup]
-        [--peer-scans K] [--repeat R] [--peer-repeat Q]
+        [--peer-scans K] [--repeat R] [--peer-repeat Q] [--batch-steps B]
 
 Prints one JSON line: detections/s over tracker time only (parsing, building the measurement
 arrays and GOSPA scoring are outside the timed region), wall time, and mean GOSPA (c = 100 m,
 p = 1, alpha = 2) over scans with its parts, computed on the confirmed tracks after each
 scan. Two modes, each ``R`` passes (default 3) on a fresh tracker: ``limes``, one
-``Tracker.step`` per scan (the live service path), and ``limes_batch``, one ``Tracker.run``
-over the whole file (runs of in-order scans in one compiled call; the same tracks bit for
-bit, checked: ``same_tracks``). Speed figures are the best pass (the shared machine's
-drift, and the first pass in a process pays for fresh memory), ``first_pass_det_per_s`` the
-first pass alone. GOSPA is the same in every pass (deterministic). With ``--peer
-stonesoup`` the same for Stone Soup's GNN tracker on the same files; ``--peer-scans K``
-limits Stone Soup (and matching Limes figures: the step passes' time after K scans, and a
-batch pass over the first K scans) to the first K scans when the full run would take too
-long. ``--peer-repeat Q`` (default 1) runs Stone Soup Q times, interleaved with the Limes
-passes, and reports its best run too: the machine's speed drifts by up to 2x over seconds
-here, so best against best, taken in the same minutes, is the fair ratio (``speed_ratio``
-for step mode, ``speed_ratio_batch`` for batch mode); ``*_first_pass`` are first against
-first.
+``Tracker.step`` per scan (the live service path), and ``limes_batch``, ``Tracker.run`` on
+consecutive pieces of ``--batch-steps`` scans (default 16; 0: the whole file), each piece
+scored before the next as a replay consumer would (a run of in-order scans is one compiled
+call; the same tracks bit for bit, checked: ``same_tracks``). Speed figures are the best
+pass (the shared machine's drift, and the first pass in a process pays for fresh memory),
+``first_pass_det_per_s`` the first pass alone. GOSPA is the same in every pass
+(deterministic).
+
+With ``--peer stonesoup`` the same for Stone Soup's GNN tracker on the same files;
+``--peer-scans K`` limits Stone Soup (and matching Limes figures: the step passes' time
+after K scans, and batch passes over the first K scans) to the first K scans when the full
+run would take too long. ``--peer-repeat Q`` (default 1) runs Stone Soup Q times,
+interleaved with the Limes passes, and reports its best run too: the machine's speed drifts
+by up to 2x over seconds here, so best against best, taken in the same minutes, is the fair
+ratio (``speed_ratio`` for step mode, ``speed_ratio_batch`` for batch mode);
+``*_first_pass`` are first against first.
 """
 
 from __future__ import annotations
@@ -118,14 +121,15 @@ def run_limes(
     truth: dict[float, F8],
     config: TrackerConfig | None = None,
     *,
-    batch: bool = False,
+    batch: int | None = None,
 ) -> dict[str, Any]:
     """Run the Limes tracker on ``scans``; returns speed and GOSPA figures (and per-scan).
 
-    ``batch=False``: one ``Tracker.step`` per scan (the live path), each scan's confirmed
+    ``batch=None``: one ``Tracker.step`` per scan (the live path), each scan's confirmed
     tracks scored right after it, outside the timed region (``cum_s``: cumulative tracker
-    time after each scan). ``batch=True``: one ``Tracker.run`` over all scans, then every
-    scan scored (``cum_s`` only at the last scan)."""
+    time after each scan). ``batch=K``: ``Tracker.run`` on consecutive pieces of ``K`` scans
+    (``K = 0``: the whole file in one call), each piece scored after it, as a replay
+    consumer would (``cum_s`` at the end of each piece, NaN inside)."""
     times, rows, offs = _arrays(scans)
     score = _Score(truth, times.tolist())
     trk = Tracker(config or bench_config(), n_sensors=1)
@@ -136,15 +140,20 @@ def run_limes(
         conf = snap.status == CONFIRMED
         score(i, np.column_stack([snap.x[conf], snap.y[conf]]))
 
-    if batch:
-        t0 = time.perf_counter()
-        res = trk.run(times, rows, offs)
-        tt = time.perf_counter() - t0
-        cum[-1] = tt
-        for i in range(len(scans)):
-            scored(i, res[i].snapshot)
+    tt = 0.0
+    if batch is not None:
+        n = len(scans)
+        k = batch if batch > 0 else n
+        for a in range(0, n, k):
+            e = min(n, a + k)
+            o = int(offs[a])
+            t0 = time.perf_counter()
+            res = trk.run(times[a:e], rows[o : int(offs[e])], offs[a : e + 1] - o)
+            tt += time.perf_counter() - t0
+            cum[e - 1] = tt
+            for i in range(a, e):
+                scored(i, res[i - a].snapshot)
     else:
-        tt = 0.0
         for i in range(len(scans)):
             m = rows[int(offs[i]) : int(offs[i + 1])]
             t0 = time.perf_counter()
@@ -177,6 +186,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=1,
         help="peer runs, interleaved with the Limes passes; best is reported",
     )
+    ap.add_argument(
+        "--batch-steps",
+        type=int,
+        default=16,
+        help="batch mode: Tracker.run on pieces of this many scans (0: the whole file)",
+    )
     a = ap.parse_args(argv)
     scans = load_scans(a.detections)
     truth = load_truth(a.truth)
@@ -194,9 +209,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for i in range(max(n_limes, n_peer)):
         if i < n_limes:
             passes.append(run_limes(scans, truth))
-            batches.append(run_limes(scans, truth, batch=True))
+            batches.append(run_limes(scans, truth, batch=a.batch_steps))
             if n_peer and k < len(scans):
-                batches_sub.append(run_limes(sub, truth, batch=True))
+                batches_sub.append(run_limes(sub, truth, batch=a.batch_steps))
         if i < n_peer:
             score = _Score(truth, [t for t, _, _ in sub])
             w0 = time.perf_counter()
@@ -223,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             **r["score"].summary(),
         },
         "limes_batch": {
-            "mode": "batch (one Tracker.run over the file: same tracks, bit for bit)",
+            "mode": f"batch (Tracker.run per {a.batch_steps or len(scans)} scans: same tracks)",
             "passes": len(batches),
             "det_per_s": round(n_det / best_b),
             "first_pass_det_per_s": round(n_det / rb["tracker_s"]),
