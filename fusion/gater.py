@@ -5,8 +5,9 @@ sort, cell ``c = max(cell_min, sqrt(area / m))``, at most ``4 m + 64`` cells). E
 track visits only the cells under the box ``|x - x_p| <= sqrt(G (P_xx + R_xx^max))`` (same in y),
 the exact bound of its gate ellipse for the frame's largest measurement covariance, then
 tests each candidate exactly: ``d2 = nu^T S^-1 nu < G`` with the measurement's own model
-(:mod:`fusion.updater`). Cost is O(tracks + measurements + local pairs), not tracks x
-measurements.
+(:mod:`fusion.updater`); a point row outside the box is skipped before its model, as
+``d2 >= nu_x^2 / S_xx`` cannot then be below ``G``. Cost is O(tracks + measurements +
+local pairs), not tracks x measurements.
 
 Invariant: the grid is exact for linear models (every pair with ``d2 < G`` is found). For
 polar models the box uses the converted covariance, which drivers inflate to cover the
@@ -20,7 +21,7 @@ import math
 import numpy as np
 
 from fusion._jit import F8, I8, Rec, borrow, keep, kernel
-from fusion.updater import FIBRE, _fibre_cov, _innov_cov, _model
+from fusion.updater import FIBRE, POINT, _fibre_cov, _innov_cov, _model
 
 
 @kernel
@@ -236,6 +237,12 @@ def _gate_tracks(
                 for q in range(start[c], start[c + 1]):
                     j = items[q]
                     r = meas[j]
+                    # a point row outside the track's box cannot pass: d2 = nu^T S^-1 nu
+                    # >= nu_x^2 / S_xx, and S_xx <= P_xx + R_xx^max (same in y)
+                    if r["kind"] == POINT and (
+                        abs(r["x"] - xp[0]) > hx or abs(r["y"] - xp[1]) > hy
+                    ):
+                        continue
                     k = _model(
                         r["kind"],
                         r["x"],

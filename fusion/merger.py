@@ -1,8 +1,10 @@
 """Track-track merging: duplicate suppression across overlapping sensors, and grouping.
 
-At the end of each step every pair of live tracks closer than ``merge_max_m`` (found with a
-uniform grid over predicted positions, so cost is O(tracks + close pairs)) is tested at the
-step time ``t`` with predicted states ``(x_i, P_i)``:
+At the end of each step every pair of live tracks closer than ``R = max(merge_max_m,
+group_radius)`` in x and in y (found from buckets along x of width >= R over the predicted
+positions, so cost is O(tracks + close pairs), and a long thin border strip costs no more
+than a square) is tested at the step time ``t`` with predicted states ``(x_i, P_i)``, each
+track's candidates in slot order:
 
 * **duplicate**: ``dp^T (P_i + P_j)_pos^-1 dp < merge_gate`` and the same for velocity, unless
   both were last updated by the same sensor at the same instant (that sensor resolved them as
@@ -164,81 +166,96 @@ def _merge(
         y1 = max(y1, XP[i, 1])
     if not (math.isfinite(x0) and math.isfinite(x1) and math.isfinite(y0) and math.isfinite(y1)):
         return 0
-    cell = max(g[G_MERGE_MAX_M], g[G_GROUP_R])
-    w = x1 - x0 + 1.0
-    h = y1 - y0 + 1.0
-    while (math.floor(w / cell) + 1.0) * (math.floor(h / cell) + 1.0) > 4 * n + 64:
-        cell *= 1.5
-    nx = int(w / cell) + 1
-    ny = int(h / cell) + 1
-    start = np.zeros(nx * ny + 1, dtype=np.int64)
+    # candidates: for track a, the live tracks within R of it in x and in y (predicted
+    # positions before any merge of this step), from x-buckets of width cw >= R (a counting
+    # sort: O(tracks + buckets), at most 4 n + 64 buckets), tested in live order
+    R = max(g[G_MERGE_MAX_M], g[G_GROUP_R])
+    span = x1 - x0
+    cw = R
+    if span / cw + 1.0 > 4 * n + 64:
+        cw = span / (4 * n + 63)
+    nb = int(span / cw) + 1
+    xs = np.empty(n)
     cid = np.empty(n, dtype=np.int64)
+    start = np.zeros(nb + 1, dtype=np.int64)
     for a in range(n):
-        i = live[a]
-        c = int((XP[i, 0] - x0) / cell) + nx * int((XP[i, 1] - y0) / cell)
+        xs[a] = XP[live[a], 0]
+        c = min(int((xs[a] - x0) / cw), nb - 1)
         cid[a] = c
         start[c + 1] += 1
-    for c in range(nx * ny):
+    for c in range(nb):
         start[c + 1] += start[c]
     fill = start[:-1].copy()
     items = np.empty(n, dtype=np.int64)
     for a in range(n):
-        items[fill[cid[a]]] = live[a]
+        items[fill[cid[a]]] = a
         fill[cid[a]] += 1
+    cand = np.empty(n, dtype=np.int64)
     n_merged = 0
     for a in range(n):
         i = live[a]
         if status[i] == DEAD:
             continue
-        cx = cid[a] % nx
-        cy = cid[a] // nx
-        for yy in range(max(0, cy - 1), min(ny, cy + 2)):
-            for xx in range(max(0, cx - 1), min(nx, cx + 2)):
-                c = xx + nx * yy
-                for z in range(start[c], start[c + 1]):
-                    j = items[z]
-                    if j == i or status[j] == DEAD or status[i] == DEAD:
-                        continue
-                    kind = _pair_kind(i, j, XP, PP, t_upd, last_sensor, class_p, g)
-                    if kind == 0:
-                        continue
-                    # survivor s, absorbed d
-                    s = i
-                    d = j
-                    if status[j] > status[i] or (status[j] == status[i] and tid[j] < tid[i]):
-                        s = j
-                        d = i
-                    if kind == 1:
-                        if PP[d, 0, 0] + PP[d, 1, 1] < PP[s, 0, 0] + PP[s, 1, 1]:
-                            for u in range(4):
-                                x[s, u] = XP[d, u]
-                                XP[s, u] = XP[d, u]
-                                for v in range(4):
-                                    P[s, u, v] = PP[d, u, v]
-                                    PP[s, u, v] = PP[d, u, v]
-                            t[s] = now
-                        tot = 0.0
-                        for k in range(class_p.shape[1]):
-                            pk = class_p[s, k] * class_p[d, k] / max(prior[k], 1e-9)
-                            class_p[s, k] = pk
-                            tot += pk
-                        for k in range(class_p.shape[1]):
-                            class_p[s, k] = class_p[s, k] / tot if tot > 0.0 else prior[k]
-                    else:
-                        _class_update(class_p[s], prior, C_fibre, GROUP, g[G_GROUP_CONF], g[G_EPS])
-                    if t_upd[d] > t_upd[s]:
-                        t_upd[s] = t_upd[d]
-                        last_sensor[s] = last_sensor[d]
-                    kinds[s] |= kinds[d]
-                    for u in range(sensors.shape[1]):
-                        sensors[s, u] |= sensors[d, u]
-                    hist[s] |= hist[d]
-                    hits[s] = max(hits[s], hits[d])
-                    miss[s] = min(miss[s], miss[d])
-                    was_conf[s] = max(was_conf[s], was_conf[d])
-                    status[d] = DEAD
-                    merged_into[d] = tid[s]
-                    pv[s] = 0
-                    ctr[C_NLIVE] -= 1
-                    n_merged += 1
+        xa = xs[a]
+        ya = XP[i, 1]
+        nc = 0
+        for c in range(max(0, cid[a] - 1), min(nb, cid[a] + 2)):
+            for z in range(start[c], start[c + 1]):
+                e = items[z]
+                if e != a and abs(xs[e] - xa) < R and abs(XP[live[e], 1] - ya) < R:
+                    cand[nc] = e
+                    nc += 1
+        for u in range(1, nc):  # live order (insertion sort: a handful of candidates)
+            v = cand[u]
+            w = u - 1
+            while w >= 0 and cand[w] > v:
+                cand[w + 1] = cand[w]
+                w -= 1
+            cand[w + 1] = v
+        for z in range(nc):
+            j = live[cand[z]]
+            if status[j] == DEAD or status[i] == DEAD:
+                continue
+            kind = _pair_kind(i, j, XP, PP, t_upd, last_sensor, class_p, g)
+            if kind == 0:
+                continue
+            # survivor s, absorbed d
+            s = i
+            d = j
+            if status[j] > status[i] or (status[j] == status[i] and tid[j] < tid[i]):
+                s = j
+                d = i
+            if kind == 1:
+                if PP[d, 0, 0] + PP[d, 1, 1] < PP[s, 0, 0] + PP[s, 1, 1]:
+                    for u in range(4):
+                        x[s, u] = XP[d, u]
+                        XP[s, u] = XP[d, u]
+                        for v in range(4):
+                            P[s, u, v] = PP[d, u, v]
+                            PP[s, u, v] = PP[d, u, v]
+                    t[s] = now
+                tot = 0.0
+                for k in range(class_p.shape[1]):
+                    pk = class_p[s, k] * class_p[d, k] / max(prior[k], 1e-9)
+                    class_p[s, k] = pk
+                    tot += pk
+                for k in range(class_p.shape[1]):
+                    class_p[s, k] = class_p[s, k] / tot if tot > 0.0 else prior[k]
+            else:
+                _class_update(class_p[s], prior, C_fibre, GROUP, g[G_GROUP_CONF], g[G_EPS])
+            if t_upd[d] > t_upd[s]:
+                t_upd[s] = t_upd[d]
+                last_sensor[s] = last_sensor[d]
+            kinds[s] |= kinds[d]
+            for u in range(sensors.shape[1]):
+                sensors[s, u] |= sensors[d, u]
+            hist[s] |= hist[d]
+            hits[s] = max(hits[s], hits[d])
+            miss[s] = min(miss[s], miss[d])
+            was_conf[s] = max(was_conf[s], was_conf[d])
+            status[d] = DEAD
+            merged_into[d] = tid[s]
+            pv[s] = 0
+            ctr[C_NLIVE] -= 1
+            n_merged += 1
     return n_merged
