@@ -176,10 +176,12 @@ def _merge(
         cw = span / (4 * n + 63)
     nb = int(span / cw) + 1
     xs = np.empty(n)
+    ys = np.empty(n)
     cid = np.empty(n, dtype=np.int64)
     start = np.zeros(nb + 1, dtype=np.int64)
     for a in range(n):
         xs[a] = XP[live[a], 0]
+        ys[a] = XP[live[a], 1]
         c = min(int((xs[a] - x0) / cw), nb - 1)
         cid[a] = c
         start[c + 1] += 1
@@ -197,12 +199,12 @@ def _merge(
         if status[i] == DEAD:
             continue
         xa = xs[a]
-        ya = XP[i, 1]
+        ya = ys[a]
         nc = 0
         for c in range(max(0, cid[a] - 1), min(nb, cid[a] + 2)):
             for z in range(start[c], start[c + 1]):
                 e = items[z]
-                if e != a and abs(xs[e] - xa) < R and abs(XP[live[e], 1] - ya) < R:
+                if e != a and abs(xs[e] - xa) < R and abs(ys[e] - ya) < R:
                     cand[nc] = e
                     nc += 1
         for u in range(1, nc):  # live order (insertion sort: a handful of candidates)

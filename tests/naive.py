@@ -278,3 +278,93 @@ def snapshot_rows(
             }
         )
     return out
+
+
+def merge(
+    c: dict[str, Any],
+    hw: int,
+    now: float,
+    prm: dict[str, float],
+    cq: F8,
+    prior: F8,
+    C_fibre: F8,
+) -> int:
+    """Track-track merging, in place on the columns ``c`` (fusion.merger's rules, all pairs
+    by brute force): live slots in slot order, each against every other live slot within
+    ``R = max(merge_max, group_r)`` in x and in y at the predicted positions before any merge,
+    in slot order; duplicate (both Mahalanobis tests, unless the same sensor at the same
+    instant) or group (both people, close and co-moving). Returns merges done."""
+    st = c["status"]
+    live = [i for i in range(hw) if st[i] in (1, 2)]
+    if len(live) < 2:
+        return 0
+    XP: dict[int, F8] = {}
+    PP: dict[int, F8] = {}
+    for i in live:
+        XP[i], PP[i] = predict(c["x"][i], c["P"][i], now - c["t"][i], float(c["class_p"][i] @ cq))
+    pos0 = {i: (XP[i][0], XP[i][1]) for i in live}
+    R = max(prm["merge_max"], prm["group_r"])
+
+    def d2(a: F8, S: F8) -> float:
+        det = S[0, 0] * S[1, 1] - S[0, 1] ** 2
+        return math.inf if not det > 0 else float(a @ np.linalg.inv(S) @ a)
+
+    def kind(i: int, j: int) -> int:
+        dp = XP[i][:2] - XP[j][:2]
+        dv = XP[i][2:] - XP[j][2:]
+        dist = math.hypot(*dp)
+        if not (dist < prm["merge_max"] or dist < prm["group_r"]):
+            return 0
+        same = c["last_sensor"][i] == c["last_sensor"][j] and c["t_upd"][i] == c["t_upd"][j]
+        S = PP[i] + PP[j]
+        dup = d2(dp, S[:2, :2]) < prm["gate"] and d2(dv, S[2:, 2:]) < prm["gate"]
+        if not same and dist < prm["merge_max"] and dup:
+            return 1
+        people = [c["class_p"][k][0] + c["class_p"][k][1] >= 0.5 for k in (i, j)]
+        if all(people) and dist < prm["group_r"]:
+            sv = math.sqrt(max(0.0, 0.5 * (S[2, 2] + S[3, 3])))
+            if math.hypot(*dv) < prm["vtol"] + 2.0 * sv:
+                return 2
+        return 0
+
+    n = 0
+    for i in live:
+        if st[i] == 3:
+            continue
+        near = [
+            j for j in live
+            if j != i and abs(pos0[j][0] - pos0[i][0]) < R and abs(pos0[j][1] - pos0[i][1]) < R
+        ]  # fmt: skip
+        for j in near:
+            if st[j] == 3 or st[i] == 3:
+                continue
+            k = kind(i, j)
+            if k == 0:
+                continue
+            s, d = i, j
+            if st[j] > st[i] or (st[j] == st[i] and c["tid"][j] < c["tid"][i]):
+                s, d = j, i
+            if k == 1:
+                if np.trace(PP[d][:2, :2]) < np.trace(PP[s][:2, :2]):
+                    c["x"][s] = XP[s] = XP[d].copy()
+                    c["P"][s] = PP[s] = PP[d].copy()
+                    c["t"][s] = now
+                p = c["class_p"][s] * c["class_p"][d] / np.maximum(prior, 1e-9)
+                c["class_p"][s] = p / p.sum() if p.sum() > 0 else prior
+            else:
+                c["class_p"][s] = class_update(
+                    c["class_p"][s], C_fibre, 1, prm["group_conf"], prior, prm["eps"]
+                )
+            if c["t_upd"][d] > c["t_upd"][s]:
+                c["t_upd"][s] = c["t_upd"][d]
+                c["last_sensor"][s] = c["last_sensor"][d]
+            c["kinds"][s] |= c["kinds"][d]
+            c["sensors"][s] |= c["sensors"][d]
+            c["hist"][s] |= c["hist"][d]
+            c["hits"][s] = max(c["hits"][s], c["hits"][d])
+            c["miss"][s] = min(c["miss"][s], c["miss"][d])
+            c["was_conf"][s] = max(c["was_conf"][s], c["was_conf"][d])
+            st[d] = 3
+            c["merged_into"][d] = c["tid"][s]
+            n += 1
+    return n

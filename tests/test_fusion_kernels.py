@@ -504,3 +504,75 @@ def test_snapshot_rows_match_twin() -> None:
             assert tuple(flags[r]) == w["flags"]
             assert hits[r] == w["hits"]
             assert sens[r].tolist() == w["sensors"].tolist()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_merge_matches_brute_force_twin(seed: int) -> None:
+    """``_merge`` (candidates from x-buckets) against the twin (every pair within R in x and
+    y, by brute force) on clusters of duplicate and walking-together tracks spread along a
+    20 km strip, with ended and free slots among them: same merges, survivors, estimates,
+    class posteriors and sets; ``pv`` marks exactly the live non-survivors."""
+    from fusion.config import (
+        C_Q,
+        G_EPS,
+        G_GROUP_CONF,
+        G_GROUP_R,
+        G_MERGE_GATE,
+        G_MERGE_MAX_M,
+        G_VTOL,
+    )
+    from fusion.merger import _merge
+
+    rng = np.random.default_rng(200 + seed)
+    cfg = TrackerConfig()
+    g, _, cpar, prior = cfg.pack()
+    C_fibre = np.ascontiguousarray(cfg.confusion()[int(Kind.FIBRE)])
+    cap, hw, now = 128, 100, 5000.0
+    tb = TrackTable(cap)
+    centres = np.column_stack([rng.uniform(0, 20_000, 20), rng.uniform(0, 2_000, 20)])
+    k = rng.integers(0, 20, hw)
+    tb.x[:hw, :2] = centres[k] + rng.normal(0, 8, (hw, 2))
+    tb.x[:hw, 2:] = rng.normal(0, 1.0, (hw, 2))
+    A = rng.normal(0, 2, (hw, 4, 4))
+    tb.P[:hw] = A @ A.transpose(0, 2, 1) + np.diag([25.0, 25.0, 1.0, 1.0])
+    tb.t[:hw] = now - rng.uniform(0, 3, hw)
+    tb.t_upd[:hw] = np.round(tb.t[:hw])
+    tb.tid[:hw] = rng.permutation(1000)[:hw]
+    tb.status[:hw] = rng.choice([0, 1, 2, 2, 2, 3], hw)
+    tb.was_conf[:hw] = tb.status[:hw] == 2
+    tb.hist[:hw] = rng.integers(0, 2**10, hw)
+    tb.hits[:hw] = rng.integers(1, 30, hw)
+    tb.miss[:hw] = rng.integers(0, 3, hw)
+    p = rng.uniform(0.01, 1, (hw, tb.class_p.shape[1]))
+    p[rng.random(hw) < 0.5, :2] *= 20  # half of them people
+    tb.class_p[:hw] = p / p.sum(axis=1, keepdims=True)
+    tb.kinds[:hw] = rng.integers(1, 16, hw)
+    tb.sensors[:hw] = rng.integers(0, 2**40, (hw, tb.sensors.shape[1]), dtype=np.uint64)
+    tb.last_sensor[:hw] = rng.integers(0, 3, hw)
+    tb.merged_into[:hw] = -1
+    tb.ctr[:] = [5000, cap - hw, int(np.isin(tb.status[:hw], (1, 2)).sum()), hw]
+    cols = {n: getattr(tb, n).copy() for n in TrackTable.__slots__}
+    XP = np.zeros((cap, 4))
+    PP = np.zeros((cap, 4, 4))
+    pv = np.full(cap, 7, dtype=np.uint8)
+    n = _merge(
+        tb.x, tb.P, tb.t, tb.t_upd, tb.tid, tb.status, tb.was_conf, tb.hist, tb.hits, tb.miss,
+        tb.class_p, tb.kinds, tb.sensors, tb.last_sensor, tb.merged_into, tb.ctr, hw, now, g,
+        cpar, prior, C_fibre, XP, PP, pv,
+    )  # fmt: skip
+    prm = {
+        "merge_max": g[G_MERGE_MAX_M], "group_r": g[G_GROUP_R], "gate": g[G_MERGE_GATE],
+        "vtol": g[G_VTOL], "group_conf": g[G_GROUP_CONF], "eps": g[G_EPS],
+    }  # fmt: skip
+    live0 = np.isin(cols["status"][:hw], (1, 2))
+    want = naive.merge(cols, hw, now, prm, cpar[:, C_Q], prior, C_fibre)
+    assert n == want > 3
+    for name in ("status", "merged_into", "tid", "last_sensor", "kinds", "sensors", "hist",
+                 "hits", "miss", "was_conf"):  # fmt: skip
+        assert getattr(tb, name).tolist() == cols[name].tolist(), name
+    for name in ("x", "P", "t", "t_upd", "class_p"):
+        np.testing.assert_allclose(getattr(tb, name), cols[name], rtol=1e-9, atol=1e-9)
+    survivors = set(tb.merged_into[:hw][tb.merged_into[:hw] >= 0].tolist())
+    for i in range(hw):
+        want_pv = bool(live0[i]) and int(tb.tid[i]) not in survivors
+        assert bool(pv[i]) == want_pv, i
