@@ -1264,7 +1264,7 @@ class Tracker:
             ended = snap.track_id[snap.status == DEAD]
             if len(ended):
                 self._ended.append((t, ended))
-        self._step_times.append(t)
+            self._step_times.append(t)  # pruned by _checkpoint (with the horizon on only)
         self._checkpoint(t)
         rec = np.concatenate(recs) if len(recs) > 1 else recs[0]
         return StepResult(snap, rec, replayed, n_late, self._n_invalid, n_oosm)

@@ -682,21 +682,13 @@ def test_one_call_fast_path_equals_the_general_path(
     assert calls["fast"] == len(steps)  # the general path ran every step
     assert trk_f.counters.merges > 0  # the scene exercised merging
     for a, b in zip(fast, slow, strict=True):
-        for name in ("track_id", "status", "x", "y", "vx", "vy", "cov", "pos_sigma", "class_p",
-                     "confidence", "kinds", "sensors", "t_update", "t_birth", "hits",
-                     "merged_into", "was_confirmed"):  # fmt: skip
-            assert getattr(a.snapshot, name).tobytes() == getattr(b.snapshot, name).tobytes()
-        assert a.records.tobytes() == b.records.tobytes()
-    for name in trk_f.table.__slots__:
-        assert getattr(trk_f.table, name).tobytes() == getattr(trk_s.table, name).tobytes()
+        _same_step(a, b)
     assert len(trk_f._ckpts) == len(trk_s._ckpts) == (len(steps) + 1 if horizon else 1)
-    for ca, cb in zip(trk_f._ckpts, trk_s._ckpts, strict=True):
-        ta, tb = ca.table(), cb.table()
-        for name in ta.__slots__:
-            assert getattr(ta, name).tobytes() == getattr(tb, name).tobytes()
+    _same_tracker(trk_f, trk_s)
 
 
 def _same_step(a: StepResult, b: StepResult) -> None:
+    """Same snapshot (every column, bit for bit), records and counts."""
     for name in ("track_id", "status", "x", "y", "vx", "vy", "cov", "pos_sigma", "class_p",
                  "confidence", "kinds", "sensors", "t_update", "t_birth", "hits",
                  "merged_into", "was_confirmed"):  # fmt: skip
