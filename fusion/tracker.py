@@ -520,6 +520,16 @@ def _records(meas: Rec, rec_tid: I8, rec_act: U1, rec_d2: F8, rec: Rec) -> int:
     return n_invalid
 
 
+def _kernel_rows(meas: MeasArray) -> MeasArray:
+    """``meas`` as the kernels take it: MEAS_DTYPE (else TypeError), contiguous and writable
+    (a read-only array is copied, so one compiled specialisation serves every path)."""
+    if meas.dtype != MEAS_DTYPE:
+        msg = f"measurements must have MEAS_DTYPE, got {meas.dtype}"
+        raise TypeError(msg)
+    meas = np.ascontiguousarray(meas)
+    return meas if meas.flags.writeable else _copy_meas(meas)
+
+
 def _copy_meas(meas: MeasArray) -> MeasArray:
     """A writable copy of contiguous ``meas`` (one byte copy; ``ndarray.copy`` of the packed
     structured dtype goes field by field, 5 us for 20 rows)."""
@@ -928,12 +938,12 @@ def _step_kernel(
                 if r0 == 0 and nrow:  # one step: exact; many: room for the rest
                     o_f, o_id, o_fl, o_hits, o_sens = _snap_alloc(nrow * (lim - k), W)
                 elif r0 + nrow > o_f.shape[0]:
-                    cap = max(2 * o_f.shape[0], r0 + nrow * (lim - k))
-                    o_f = _grown(o_f, r0, cap)
-                    o_id = _grown(o_id, r0, cap)
-                    o_fl = _grown(o_fl, r0, cap)
-                    o_hits = _grown(o_hits, r0, cap)
-                    o_sens = _grown(o_sens, r0, cap)
+                    rows = max(2 * o_f.shape[0], r0 + nrow * (lim - k))
+                    o_f = _grown(o_f, r0, rows)
+                    o_id = _grown(o_id, r0, rows)
+                    o_fl = _grown(o_fl, r0, rows)
+                    o_hits = _grown(o_hits, r0, rows)
+                    o_sens = _grown(o_sens, r0, rows)
                 _snap_rows(
                     x, P, t, t_upd, t_birth, tid, status, was_conf, hits, class_p, kinds,
                     sensors, merged_into, ctr[C_HW], now, kpar, cpar, XP_o, PP_o, pv, o_f, o_id,
@@ -959,8 +969,8 @@ def _step_kernel(
             if k >= j:
                 need = packed_words(ctr[C_HW], free.shape[0])
                 if c0 + need > ck.shape[0]:  # room for the rest at this size + 1/4, or 2x
-                    cap = c0 + need + (need * (n_due - 1) * 5) // 4
-                    ck = _grown(ck, c0, cap if c0 == 0 else max(cap, 2 * ck.shape[0]))
+                    words = c0 + need + (need * (n_due - 1) * 5) // 4
+                    ck = _grown(ck, c0, words if c0 == 0 else max(words, 2 * ck.shape[0]))
                 n_due -= 1
                 _pack(
                     ctr[C_HW], x, P, t, t_upd, t_birth, tid, status, was_conf, hist, hits,
@@ -1183,14 +1193,7 @@ class Tracker:
         if not math.isfinite(t):
             msg = "step time must be finite"
             raise ValueError(msg)
-        if meas is None:
-            meas = np.empty(0, dtype=MEAS_DTYPE)
-        if meas.dtype != MEAS_DTYPE:
-            msg = f"measurements must have MEAS_DTYPE, got {meas.dtype}"
-            raise TypeError(msg)
-        meas = np.ascontiguousarray(meas)
-        if not meas.flags.writeable:  # one compiled specialisation for every path
-            meas = _copy_meas(meas)
+        meas = _kernel_rows(np.empty(0, dtype=MEAS_DTYPE) if meas is None else meas)
         fast = self._step_fast(t, meas)
         if fast is not None:
             return fast
@@ -1279,7 +1282,7 @@ class Tracker:
         offs[1] = n
         nows[0] = t
         rec = np.empty(n, dtype=REC_DTYPE)
-        last = self._ckpts[-1].step_t if self._ckpts else -math.inf
+        last = self._last_ck()
         r = self._advance(meas, offs, nows, rec, last)
         if r[0] == 4:  # not enough free slots: grow the table, then the same call
             self.table.reserve(n)
@@ -1379,9 +1382,7 @@ class Tracker:
         tt = np.ascontiguousarray(times, dtype=np.float64).reshape(-1)
         offs = np.ascontiguousarray(offsets, dtype=np.int64).reshape(-1)
         S = len(tt)
-        if meas.dtype != MEAS_DTYPE:
-            msg = f"measurements must have MEAS_DTYPE, got {meas.dtype}"
-            raise TypeError(msg)
+        meas = _kernel_rows(meas)
         if (
             len(offs) != S + 1
             or offs[0] != 0
@@ -1393,12 +1394,9 @@ class Tracker:
         if not bool(np.isfinite(tt).all()):
             msg = "step times must be finite"
             raise ValueError(msg)
-        meas = np.ascontiguousarray(meas)
-        if not meas.flags.writeable:
-            meas = _copy_meas(meas)
         rec = np.empty(len(meas), dtype=REC_DTYPE)
         parts: list[_Run | StepResult] = []
-        last = self._ckpts[-1].step_t if self._ckpts else -math.inf
+        last = self._last_ck()
         k = 0
         while k < S:
             a = int(offs[k])
@@ -1416,7 +1414,7 @@ class Tracker:
                 self.table.reserve(int(offs[k + 1] - offs[k]))
                 continue
             parts.append(self.step(float(tt[k]), meas[int(offs[k]) : int(offs[k + 1])]))
-            last = self._ckpts[-1].step_t if self._ckpts else -math.inf
+            last = self._last_ck()
             k += 1
         return BatchResult(tt, parts)
 
@@ -1497,9 +1495,12 @@ class Tracker:
     # ---------------------------------------------------------- late handling
     def _checkpoint_due(self, t: float) -> bool:
         """A checkpoint is taken after the step at ``t`` (at most one per ``checkpoint_s``)."""
-        return self.config.horizon_s > 0 and (
-            not self._ckpts or t - self._ckpts[-1].step_t >= self.config.checkpoint_s
-        )
+        return self.config.horizon_s > 0 and t - self._last_ck() >= self.config.checkpoint_s
+
+    def _last_ck(self) -> float:
+        """Step time of the newest checkpoint (-inf if none): the last step one was due at
+        (a run that skipped due checkpoints always keeps its last due one)."""
+        return self._ckpts[-1].step_t if self._ckpts else -math.inf
 
     def _checkpoint(self, t: float) -> None:
         """Take the checkpoint due after the general path's step at ``t`` and prune."""
