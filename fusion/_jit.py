@@ -84,6 +84,30 @@ def _keep_typer(typingctx: Any, arr: Any) -> Any:
     return sig, codegen
 
 
+def _put_bytes_typer(typingctx: Any, dst: Any, off: Any, src: Any, n: Any) -> Any:
+    """``memcpy(dst.data + off, src.data, n)``: the first ``n`` bytes of ``src`` at byte
+    ``off`` of ``dst``, one libc copy (Numba's typed slice assignment ``d[:] = s`` runs a
+    strided element loop: ~2x slower for a track-table checkpoint).
+
+    Invariant (the caller's): both C-contiguous, ``0 <= off``, ``off + n <= dst.nbytes``,
+    ``n <= src.nbytes``, no overlap. Nothing is checked."""
+    if not (isinstance(dst, types.Array) and isinstance(src, types.Array)):
+        return None
+    if not (isinstance(off, types.Integer) and isinstance(n, types.Integer)):
+        return None
+    sig = types.none(dst, off, src, n)
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        d = context.make_array(sig.args[0])(context, builder, value=args[0])
+        s = context.make_array(sig.args[2])(context, builder, value=args[2])
+        i8p = cgutils.voidptr_t
+        dst_p = builder.gep(builder.bitcast(d.data, i8p), [args[1]])
+        cgutils.raw_memcpy(builder, dst_p, builder.bitcast(s.data, i8p), args[3], 1)  # type: ignore[no-untyped-call]
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
 class _Borrow(Protocol):
     def __call__(self, arr: _A, /) -> _A: ...
 
@@ -92,10 +116,18 @@ class _Keep(Protocol):
     def __call__(self, arr: object, /) -> None: ...
 
 
+class _PutBytes(Protocol):
+    def __call__(
+        self, dst: npt.NDArray[Any], off: int, src: npt.NDArray[Any], n: int, /
+    ) -> None: ...
+
+
 borrow = cast(_Borrow, intrinsic(_borrow_typer))
 borrow.__doc__ = _borrow_typer.__doc__
 keep = cast(_Keep, intrinsic(_keep_typer))
 keep.__doc__ = _keep_typer.__doc__
+put_bytes = cast(_PutBytes, intrinsic(_put_bytes_typer))
+put_bytes.__doc__ = _put_bytes_typer.__doc__
 
 
 F8 = npt.NDArray[np.float64]

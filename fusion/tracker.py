@@ -58,7 +58,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -100,6 +100,7 @@ from fusion.state import (
     CONFIRMED,
     DEAD,
     FREE,
+    SENSOR_WORDS,
     TENTATIVE,
     TrackTable,
     _pack,
@@ -572,17 +573,52 @@ F_TMAX, F_FRONT, F_SETTLED = 8, 9, 10
 _N_INFO = 11
 
 
+#: a snapshot row in int64 words: the float columns ``S_*`` (``[0, S_NF)``), track id
+#: ``S_ID``, merged into ``S_MI``, the sensor mask ``[S_SENS, S_SENS + SENSOR_WORDS)``, and
+#: word ``S_HF``: hits (int32, bytes 0-3) and the flags status, was confirmed, kinds (bytes
+#: 4-6). A step's snapshot is one such buffer (one array to box per call: each costs ~0.5 us,
+#: most of it a Python call Numba makes to find the array type); :data:`SNAP_DTYPE` reads it.
+S_ID = S_NF
+S_MI = S_ID + 1
+S_SENS = S_MI + 1
+S_HF = S_SENS + SENSOR_WORDS
+S_WORDS = S_HF + 1
+
+#: the structured view of a snapshot buffer: one field per :class:`Snapshot` column
+SNAP_DTYPE = np.dtype(
+    {
+        "names": [
+            "x", "y", "vx", "vy", "cov", "pos_sigma", "class_p", "confidence", "t_update",
+            "t_birth", "track_id", "merged_into", "sensors", "hits", "status",
+            "was_confirmed", "kinds",
+        ],
+        "formats": [
+            "<f8", "<f8", "<f8", "<f8", ("<f8", (4, 4)), "<f8", ("<f8", (N_CLASSES,)), "<f8",
+            "<f8", "<f8", "<i8", "<i8", ("<u8", (SENSOR_WORDS,)), "<i4", "u1", "u1", "u1",
+        ],
+        "offsets": [
+            8 * S_X, 8 * (S_X + 1), 8 * (S_X + 2), 8 * (S_X + 3), 8 * S_P, 8 * S_SIG,
+            8 * S_CP, 8 * S_CONF, 8 * S_TU, 8 * S_TB, 8 * S_ID, 8 * S_MI, 8 * S_SENS,
+            8 * S_HF, 8 * S_HF + 4, 8 * S_HF + 5, 8 * S_HF + 6,
+        ],
+        "itemsize": 8 * S_WORDS,
+    }
+)  # fmt: skip
+
+
 @inline_kernel
-def _snap_alloc(n: int, n_words: int) -> tuple[F8, I8, U1, I4, U8]:
-    """Uninitialised snapshot blocks for ``n`` rows: floats ``(n, S_NF)``, ids ``(n, 2)``
-    (track id, merged into), flags ``(n, 3)`` (status, was confirmed, kinds), hits, sensors
-    (five arrays to box per call instead of fourteen)."""
+def _snap_views(buf: I8) -> tuple[F8, I8, U1, I4, U8]:
+    """The blocks that :func:`_snap_rows` writes, as views of the snapshot buffer ``buf``
+    (``len(buf) // S_WORDS`` rows): floats ``(n, S_NF)``, ids ``(n, 2)`` (track id, merged
+    into), flags ``(n, 3)`` (status, was confirmed, kinds), hits, sensors."""
+    n = buf.shape[0] // S_WORDS
+    w = buf[: n * S_WORDS]
     return (
-        np.empty((n, S_NF)),
-        np.empty((n, 2), dtype=np.int64),
-        np.empty((n, 3), dtype=np.uint8),
-        np.empty(n, dtype=np.int32),
-        np.empty((n, n_words), dtype=np.uint64),
+        w.view(np.float64).reshape((n, S_WORDS))[:, :S_NF],
+        w.reshape((n, S_WORDS))[:, S_ID : S_MI + 1],
+        w.view(np.uint8).reshape((n, 8 * S_WORDS))[:, 8 * S_HF + 4 : 8 * S_HF + 7],
+        w.view(np.int32).reshape((n, 2 * S_WORDS))[:, 2 * S_HF],
+        w.view(np.uint64).reshape((n, S_WORDS))[:, S_SENS:S_HF],
     )
 
 
@@ -825,18 +861,18 @@ def _step_kernel(
     call's steps would prune (``Tracker._prune``: all but the newest due one at or before
     ``max step time - h``, and those after it) are not taken.
 
-    Returns ``(code, done, j, last, info, ended, ckbuf, *snapshot)``: ``done`` steps ran
+    Returns ``(code, done, j, last, info, ended, ckbuf, snapshot)``: ``done`` steps ran
     (the first ``done`` rows of ``info``, columns ``I_*`` and ``F_*``); ``j`` the
     step of the oldest checkpoint kept by that rule (-1: none is at or before ``max step
     time - h``); ``last`` the last due step time; ``ended`` the ids each step reported DEAD
-    and ``snapshot`` the blocks of :func:`_snap_alloc`, concatenated over steps;
+    and ``snapshot`` the snapshot rows (``S_WORDS`` words each, :data:`SNAP_DTYPE`),
+    concatenated over steps;
     ``ckbuf`` the checkpoints (``ck`` itself when large enough). ``code`` why step
     ``done`` did not run (0: all ran): 1 a row not newer than ``thr`` (late), a NaN time or
     an unknown kind, or a step time earlier than the previous; 2 rows not sorted; 3 a
     sensor index beyond the per-sensor tables; 4 fewer free slots than rows.
     """
     S = nows.shape[0]
-    W = sensors.shape[1]
     # steps that can run, from what is known before running them
     code = 0
     lim = S
@@ -887,7 +923,7 @@ def _step_kernel(
                 if nows[k] <= t_cut:
                     j = k
                     n_due = 1
-    o_f, o_id, o_fl, o_hits, o_sens = _snap_alloc(0, W)
+    snap = np.empty(0, dtype=np.int64)
     ended = np.empty(0, dtype=np.int64)
     cap = x.shape[0]  # workspace for _run, _finish, _snap_rows (the table cannot grow here)
     XP_o = np.empty((cap, 4))
@@ -936,14 +972,11 @@ def _step_kernel(
                 st = now
             if emit:
                 if r0 == 0 and nrow:  # one step: exact; many: room for the rest
-                    o_f, o_id, o_fl, o_hits, o_sens = _snap_alloc(nrow * (lim - k), W)
-                elif r0 + nrow > o_f.shape[0]:
-                    rows = max(2 * o_f.shape[0], r0 + nrow * (lim - k))
-                    o_f = _grown(o_f, r0, rows)
-                    o_id = _grown(o_id, r0, rows)
-                    o_fl = _grown(o_fl, r0, rows)
-                    o_hits = _grown(o_hits, r0, rows)
-                    o_sens = _grown(o_sens, r0, rows)
+                    snap = np.empty(nrow * (lim - k) * S_WORDS, dtype=np.int64)
+                elif (r0 + nrow) * S_WORDS > snap.shape[0]:
+                    rows = max(2 * (snap.shape[0] // S_WORDS), r0 + nrow * (lim - k))
+                    snap = _grown(snap, r0 * S_WORDS, rows * S_WORDS)
+                o_f, o_id, o_fl, o_hits, o_sens = _snap_views(snap)
                 _snap_rows(
                     x, P, t, t_upd, t_birth, tid, status, was_conf, hits, class_p, kinds,
                     sensors, merged_into, ctr[C_HW], now, kpar, cpar, XP_o, PP_o, pv, o_f, o_id,
@@ -983,12 +1016,40 @@ def _step_kernel(
         ff[k, F_SETTLED] = st
         done = k + 1
     return (
-        code, done, j, last, ff, ended[:e0], ck, o_f[:r0], o_id[:r0], o_fl[:r0],
-        o_hits[:r0], o_sens[:r0],
+        code, done, j, last, ff, ended[:e0], ck, snap[: r0 * S_WORDS],
     )  # fmt: skip
 
 
-@dataclass(frozen=True)
+_A = TypeVar("_A", bound=np.ndarray)
+
+
+class _Column(Generic[_A]):
+    """A :class:`Snapshot` column: the field of the same name of the snapshot's rows
+    (:data:`SNAP_DTYPE`), a view made on first use and then kept in the instance (a
+    non-data descriptor: the instance's own attribute shadows it), so a consumer pays only
+    for the columns it reads."""
+
+    __slots__ = ("name",)
+
+    def __init__(self) -> None:
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, obj: None, owner: type) -> _Column[_A]: ...
+    @overload
+    def __get__(self, obj: Snapshot, owner: type) -> _A: ...
+    def __get__(self, obj: Snapshot | None, owner: type) -> _Column[_A] | _A:
+        if obj is None:
+            return self
+        # a Snapshot built from columns has every one of them: _rows is never None here
+        v: Any = obj._rows[self.name]  # type: ignore[index]
+        obj.__dict__[self.name] = v
+        return v  # type: ignore[no-any-return]
+
+
 class Snapshot:
     """Struct-of-arrays view of the tracks after a step, predicted to ``t``.
 
@@ -998,56 +1059,57 @@ class Snapshot:
     eigenvalue of its position block. ``confidence = 1 - prod_k (1 - w_k)`` over the sensor
     kinds that updated the track (corroboration by a second kind raises it). ``sensors`` is a
     (n, 4) uint64 bitmask over sensor indices.
+
+    A step's snapshot holds the kernel's rows (one buffer, :data:`SNAP_DTYPE`); each column
+    is a view of its field, made when first read (:class:`_Column`). ``Snapshot(t,
+    **columns)`` builds one from whole columns (``COLUMNS``, all of them); :meth:`replace`
+    copies one with some changed.
     """
 
-    t: float
-    track_id: I8
-    status: U1
-    was_confirmed: U1
-    x: F8
-    y: F8
-    vx: F8
-    vy: F8
-    cov: F8
-    pos_sigma: F8
-    class_p: F8
-    confidence: F8
-    kinds: U1
-    sensors: U8
-    t_update: F8
-    t_birth: F8
-    hits: I4
-    merged_into: I8
+    COLUMNS: tuple[str, ...] = tuple(SNAP_DTYPE.names or ())
+
+    track_id = _Column[I8]()
+    status = _Column[U1]()
+    was_confirmed = _Column[U1]()
+    x = _Column[F8]()
+    y = _Column[F8]()
+    vx = _Column[F8]()
+    vy = _Column[F8]()
+    cov = _Column[F8]()
+    pos_sigma = _Column[F8]()
+    class_p = _Column[F8]()
+    confidence = _Column[F8]()
+    kinds = _Column[U1]()
+    sensors = _Column[U8]()
+    t_update = _Column[F8]()
+    t_birth = _Column[F8]()
+    hits = _Column[I4]()
+    merged_into = _Column[I8]()
+
+    def __init__(self, t: float, **columns: np.ndarray) -> None:
+        if set(columns) != set(self.COLUMNS):
+            msg = f"Snapshot needs exactly the columns {self.COLUMNS}"
+            raise TypeError(msg)
+        self.t = t
+        self._rows: np.ndarray | None = None
+        self.__dict__.update(columns)
+
+    @classmethod
+    def _of_rows(cls, t: float, rows: np.ndarray) -> Snapshot:
+        """The snapshot whose columns are the fields of ``rows`` (:data:`SNAP_DTYPE`)."""
+        obj = object.__new__(cls)
+        obj.t = t
+        obj._rows = rows
+        return obj
+
+    def replace(self, **changes: Any) -> Snapshot:
+        """A copy with ``changes`` (``t`` or columns) applied."""
+        cols = {c: changes.pop(c) if c in changes else getattr(self, c) for c in self.COLUMNS}
+        return Snapshot(changes.pop("t", self.t), **changes, **cols)
 
     def __len__(self) -> int:
         """Number of rows."""
         return len(self.track_id)
-
-    @classmethod
-    def _blocks(cls, t: float, fl: F8, ids: I8, flags: U1, hits: I4, sens: U8) -> Snapshot:
-        """The snapshot whose columns are views of :func:`_finish`'s blocks (``S_*``)."""
-        obj = object.__new__(cls)
-        obj.__dict__.update(
-            t=t,
-            track_id=ids[:, 0],
-            status=flags[:, 0],
-            was_confirmed=flags[:, 1],
-            x=fl[:, S_X],
-            y=fl[:, S_X + 1],
-            vx=fl[:, S_X + 2],
-            vy=fl[:, S_X + 3],
-            cov=fl[:, S_P : S_P + 16].reshape(-1, 4, 4),
-            pos_sigma=fl[:, S_SIG],
-            class_p=fl[:, S_CP:S_CONF],
-            confidence=fl[:, S_CONF],
-            kinds=flags[:, 2],
-            sensors=sens,
-            t_update=fl[:, S_TU],
-            t_birth=fl[:, S_TB],
-            hits=hits,
-            merged_into=ids[:, 1],
-        )
-        return obj
 
     def sensor_indices(self, row: int) -> list[int]:
         """Sensor indices set in row ``row``'s bitmask."""
@@ -1078,19 +1140,20 @@ class StepResult:
 @dataclass
 class _Run:
     """Steps ``k0, k0 + 1, ...`` that :meth:`Tracker.run` ran in one kernel call: their row
-    offsets (from 0), records, per-step outputs (``I_*``, ``F_*``) and snapshot blocks."""
+    offsets (from 0), records, per-step outputs (``I_*``, ``F_*``) and snapshot rows
+    (:data:`SNAP_DTYPE`)."""
 
     k0: int
     offs: I8
     rec: np.ndarray
     info: F8
-    blocks: tuple[Any, ...]
+    rows: np.ndarray
 
     def result(self, k: int, t: float) -> StepResult:
-        """Step ``k0 + k``'s :class:`StepResult` (its columns are views of the blocks)."""
+        """Step ``k0 + k``'s :class:`StepResult` (its columns are views of the rows)."""
         lo = int(self.info[k - 1, I_SNAP]) if k else 0
         hi = int(self.info[k, I_SNAP])
-        snap = Snapshot._blocks(t, *(b[lo:hi] for b in self.blocks))
+        snap = Snapshot._of_rows(t, self.rows[lo:hi])
         rec = self.rec[int(self.offs[k]) : int(self.offs[k + 1])]
         return StepResult(snap, rec, 0, 0, int(self.info[k, I_INVALID]), 0)
 
@@ -1289,7 +1352,8 @@ class Tracker:
             r = self._advance(meas, offs, nows, rec, last)
         if not r[1]:
             return None
-        return StepResult(Snapshot._blocks(t, *r[7:]), rec, 0, 0, int(r[4][0, I_INVALID]), 0)
+        snap = Snapshot._of_rows(t, np.frombuffer(r[7], SNAP_DTYPE))
+        return StepResult(snap, rec, 0, 0, int(r[4][0, I_INVALID]), 0)
 
     def _advance(self, meas: MeasArray, offs: I8, nows: F8, rec: np.ndarray, last_ck: float) -> Any:
         """Run in-order live steps ``nows[k]`` (rows ``meas[offs[k]:offs[k + 1]]``,
@@ -1405,7 +1469,9 @@ class Tracker:
             d = r[1]
             if d:
                 b = int(offs[k + d])
-                parts.append(_Run(k, sub[: d + 1], rec[a:b], r[4][:d], r[7:]))
+                parts.append(
+                    _Run(k, sub[: d + 1], rec[a:b], r[4][:d], np.frombuffer(r[7], SNAP_DTYPE))
+                )
                 last = r[3]
                 k += d
             if k == S:
@@ -1461,7 +1527,7 @@ class Tracker:
             self._settled_t = t  # rows older than this would have changed these decisions
         if not emit:
             return None
-        return Snapshot._blocks(t, *r[7:])
+        return Snapshot._of_rows(t, np.frombuffer(r[7], SNAP_DTYPE))
 
     def _kernel_args(self) -> tuple[np.ndarray, ...]:
         """The table's columns and the packed parameters, in :func:`_step_kernel`'s order;

@@ -442,9 +442,25 @@ def test_assign_is_optimal_on_large_clusters(seed: int) -> None:
 def test_snapshot_rows_match_twin() -> None:
     """``_snap_rows`` (the snapshot of a step, written at a row offset into the blocks) against
     the twin: every non-free slot below ``hw`` in slot order, predicted to ``now`` (or taken
-    from the merger's predictions where flagged), sigma, confidence and copied columns."""
+    from the merger's predictions where flagged), sigma, confidence and copied columns; and
+    the same rows written through ``_snap_views`` into one snapshot buffer, read back as a
+    ``Snapshot`` (``SNAP_DTYPE``): the buffer layout and the dtype agree."""
     from fusion.config import C_Q, K_WEIGHT
-    from fusion.tracker import S_CONF, S_CP, S_NF, S_P, S_SIG, S_TB, S_TU, S_X, _snap_rows
+    from fusion.tracker import (
+        S_CONF,
+        S_CP,
+        S_NF,
+        S_P,
+        S_SIG,
+        S_TB,
+        S_TU,
+        S_WORDS,
+        S_X,
+        SNAP_DTYPE,
+        Snapshot,
+        _snap_rows,
+        _snap_views,
+    )
 
     rng = np.random.default_rng(5)
     cfg = TrackerConfig()
@@ -504,6 +520,28 @@ def test_snapshot_rows_match_twin() -> None:
             assert tuple(flags[r]) == w["flags"]
             assert hits[r] == w["hits"]
             assert sens[r].tolist() == w["sensors"].tolist()
+        buf = np.full((n + r0) * S_WORDS, -7, dtype=np.int64)
+        _snap_rows(
+            tb.x, tb.P, tb.t, tb.t_upd, tb.t_birth, tb.tid, tb.status, tb.was_conf, tb.hits,
+            tb.class_p, tb.kinds, tb.sensors, tb.merged_into, hw, 1000.0, kpar, cpar, XP, PP,
+            pv, *_snap_views(buf), r0,
+        )  # fmt: skip
+        assert np.all(buf[: r0 * S_WORDS] == -7)
+        snap = Snapshot._of_rows(1000.0, np.frombuffer(buf, SNAP_DTYPE)[r0:])
+        assert len(snap) == n
+        for r, w in enumerate(want):
+            np.testing.assert_allclose(
+                [snap.x[r], snap.y[r], snap.vx[r], snap.vy[r]], w["x"], rtol=1e-12, atol=1e-9
+            )
+            np.testing.assert_allclose(snap.cov[r], w["P"], rtol=1e-12, atol=1e-9)
+            np.testing.assert_allclose(snap.pos_sigma[r], w["sig"], rtol=1e-9)
+            assert snap.class_p[r].tolist() == w["class_p"].tolist()
+            assert snap.confidence[r] == pytest.approx(w["conf"], abs=1e-15)
+            assert (snap.t_update[r], snap.t_birth[r]) == (w["t_upd"], w["t_birth"])
+            assert (snap.track_id[r], snap.merged_into[r]) == w["ids"]
+            assert (snap.status[r], snap.was_confirmed[r], snap.kinds[r]) == w["flags"]
+            assert snap.hits[r] == w["hits"]
+            assert snap.sensors[r].tolist() == w["sensors"].tolist()
 
 
 @pytest.mark.parametrize("seed", range(4))

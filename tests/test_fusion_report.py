@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 
@@ -126,11 +124,9 @@ def test_lost_is_never_repeated_for_the_same_id(site: geo.Site) -> None:
     rep = Reporter(site)
     trk = Tracker()
     snap = trk.step(T0, build.point([T0], [0.0], [0.0], [5.0])).snapshot
-    dead = dataclasses.replace(
-        snap, status=np.array([3], np.uint8), was_confirmed=np.array([1], np.uint8)
-    )
+    dead = snap.replace(status=np.array([3], np.uint8), was_confirmed=np.array([1], np.uint8))
     assert [u["status"] for u in rep(dead)] == ["lost"]
-    later = dataclasses.replace(dead, t=T0 + 5)
+    later = dead.replace(t=T0 + 5)
     assert rep(later) == []  # e.g. ended again after a rewind-and-replay
-    revived = dataclasses.replace(dead, t=T0 + 6, status=np.array([2], np.uint8))
+    revived = dead.replace(t=T0 + 6, status=np.array([2], np.uint8))
     assert rep(revived) == []  # no updates for an id after its 'lost'

@@ -8,7 +8,7 @@ import pytest
 from fusion import Tracker, TrackerConfig, build
 from fusion.measurements import MEAS_DTYPE, Cls, Kind, MeasArray
 from fusion.state import CONFIRMED, DEAD, TENTATIVE
-from fusion.tracker import ABSORBED, ASSIGNED, LATE, STARTED, StepResult
+from fusion.tracker import ABSORBED, ASSIGNED, LATE, STARTED, Snapshot, StepResult
 
 T0 = 1_764_000_000.0
 
@@ -816,3 +816,31 @@ def test_run_validates_input() -> None:
     assert trk.counters.steps == 2
     with pytest.raises(IndexError):
         res[2]
+
+
+def test_snapshot_columns_construction_and_replace() -> None:
+    """A step's snapshot reads its columns from the kernel's rows; one built from whole
+    columns keeps them as given; ``replace`` changes only what it names; a missing or
+    unknown column is a TypeError."""
+    trk = Tracker()
+    rows = build.point([T0, T0], [0.0, 500.0], [0.0, 40.0], [5.0, 5.0])
+    snap = trk.step(T0, rows).snapshot
+    assert len(snap) == 2
+    assert snap.x.tolist() == [0.0, 500.0]
+    assert snap.y.tolist() == [0.0, 40.0]
+    assert snap.status.tolist() == [TENTATIVE, TENTATIVE]
+    assert snap.track_id.tolist() == [1, 2]
+    assert snap.cov.shape == (2, 4, 4)
+    assert snap.x is snap.x  # made once, then kept
+    cols = {c: getattr(snap, c) for c in Snapshot.COLUMNS}
+    again = Snapshot(snap.t, **cols)
+    assert all(getattr(again, c) is cols[c] for c in Snapshot.COLUMNS)
+    moved = snap.replace(t=T0 + 1, x=snap.x + 5.0)
+    assert moved.t == T0 + 1
+    assert moved.x.tolist() == [5.0, 505.0]
+    assert moved.y is snap.y
+    assert snap.x.tolist() == [0.0, 500.0]  # the original is unchanged
+    with pytest.raises(TypeError):
+        Snapshot(T0, x=snap.x)
+    with pytest.raises(TypeError):
+        snap.replace(speed=snap.x)
