@@ -563,7 +563,7 @@ S_TB = S_TU + 1
 S_NF = S_TB + 1
 
 #: per-step outputs of :func:`_step_kernel` (columns of its float ``info``; one array, as
-#: each array returned costs ~0.2 us to box): greedy-solved clusters, INVALID records,
+#: each array returned costs 0.2-0.5 us to box): greedy-solved clusters, INVALID records,
 #: merges, expiries, then *ends* (exclusive) of the step's snapshot rows and ended ids in
 #: the concatenated outputs, its checkpoint's words ``[lo, hi)`` in the checkpoint buffer
 #: (``lo == hi``: none taken; counts and offsets are integers, exact below 2^53), the newest
@@ -576,7 +576,7 @@ _N_INFO = 11
 #: a snapshot row in int64 words: the float columns ``S_*`` (``[0, S_NF)``), track id
 #: ``S_ID``, merged into ``S_MI``, the sensor mask ``[S_SENS, S_SENS + SENSOR_WORDS)``, and
 #: word ``S_HF``: hits (int32, bytes 0-3) and the flags status, was confirmed, kinds (bytes
-#: 4-6). A step's snapshot is one such buffer (one array to box per call: each costs ~0.5 us,
+#: 4-6). A step's snapshot is one such buffer (one array to box per call: each costs 0.2-0.5 us,
 #: most of it a Python call Numba makes to find the array type); :data:`SNAP_DTYPE` reads it.
 S_ID = S_NF
 S_MI = S_ID + 1
@@ -718,7 +718,7 @@ def _snap_rows(
     o_sens: U8,
     r0: int,
 ) -> None:
-    """Snapshot rows ``r0, r0 + 1, ...`` of the blocks (:func:`_snap_alloc`): one per
+    """Snapshot rows ``r0, r0 + 1, ...`` of the blocks (:func:`_snap_views`): one per
     non-free slot ``< hw`` in slot order, floats ``[x (4) predicted to now, P (16),
     pos_sigma, class_p, confidence, t_upd, t_birth]`` (columns ``S_*``), ids ``[tid,
     merged_into]``, flags ``[status, was_conf, kinds]``, hits, sensors. Where ``pv[i]``,
